@@ -1,0 +1,112 @@
+// The zod schema of a stack's plain (non-secret) config. Secrets are declared in secrets.ts.
+import { z } from "zod";
+
+export const PROVIDERS = ["hcloud", "digitalocean"] as const;
+export type Provider = (typeof PROVIDERS)[number];
+
+export const ROLES = ["mastodon", "hometown", "matrix", "spare"] as const;
+export type Role = (typeof ROLES)[number];
+
+export const STACK_ROLES = ["prod", "alpha", "town"] as const;
+export type StackRole = (typeof STACK_ROLES)[number];
+
+/** Where each provider can put a server; a typo here would otherwise fail only at `pulumi up`. */
+export const LOCATIONS: Record<Provider, readonly string[]> = {
+  hcloud: ["fsn1", "nbg1", "hel1", "ash", "hil", "sin"],
+  digitalocean: ["ams3", "blr1", "fra1", "lon1", "nyc1", "nyc3", "sfo2", "sfo3", "sgp1", "syd1", "tor1", "atl1"],
+};
+
+/** Size slugs as the providers spell them (hcloud `cpx31`, DigitalOcean `s-2vcpu-4gb`). */
+export const SIZE_PATTERNS: Record<Provider, RegExp> = {
+  hcloud: /^(cx|cpx|cax|ccx)\d{2,3}$/,
+  digitalocean: /^[a-z0-9]+(-[a-z0-9]+)+$/,
+};
+
+const SSH_PUBLIC_KEY = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com) [A-Za-z0-9+/]+={0,3}( .*)?$/;
+const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
+const UNIX_USER = /^[a-z_][a-z0-9_-]{0,31}$/;
+const MASTODON_TAG = /^v\d+\.\d+\.\d+(-[0-9A-Za-z.]+)?$/;
+const HOMETOWN_TAG = /^v\d+\.\d+\.\d+\+hometown-\d+\.\d+\.\d+$/;
+
+export const hostSchema = z.strictObject({
+  provider: z.enum(PROVIDERS),
+  location: z.string().min(1),
+  size: z.string().min(1),
+  volumeGb: z.number().int().min(10).max(10_000),
+  roles: z.array(z.enum(ROLES)).min(1),
+});
+export type HostConfig = z.infer<typeof hostSchema>;
+
+export const versionsSchema = z.strictObject({
+  mastodon: z.string().regex(MASTODON_TAG, { error: "expected a release tag like v4.3.8" }).optional(),
+  hometown: z.string().regex(HOMETOWN_TAG, { error: "expected a Hometown tag like v4.5.11+hometown-1.2.1" }).optional(),
+  synapse: z.string().regex(MASTODON_TAG, { error: "expected a Synapse tag like v1.120.0" }).optional(),
+  postgres: z.number().int().min(13).max(18),
+});
+export type Versions = z.infer<typeof versionsSchema>;
+
+/** Filled out by the backup issue; the foundation only fixes its shape. */
+export const backupSchema = z.strictObject({
+  s3: z
+    .strictObject({
+      endpoint: z.url({ protocol: /^https$/, error: "expected an https:// URL of the S3 endpoint" }),
+      bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { error: "expected an S3 bucket name (3-63 of a-z 0-9 . -)" }),
+      region: z.string().min(1),
+      accessKeyId: z.string().min(1),
+    })
+    .optional(),
+  fullEveryDays: z.number().int().min(1).max(31).default(7),
+  retentionFull: z.number().int().min(1).max(52).default(4),
+  drillMaxAgeHours: z.number().int().min(1).max(24 * 14).default(26),
+});
+export type BackupConfig = z.infer<typeof backupSchema>;
+
+export const plainConfigSchema = z.strictObject({
+  stackRole: z.enum(STACK_ROLES),
+  domain: z.string().regex(DOMAIN, { error: "expected a lower-case domain name like social.coop (no scheme, no trailing dot)" }),
+  cloudflareZoneId: z.string().regex(/^[0-9a-f]{32}$/, { error: "expected the 32 hex digit zone ID from the Cloudflare dashboard (Overview, API)" }),
+  adminEmail: z.email({ error: "expected an e-mail address" }),
+  adminUser: z.string().regex(UNIX_USER, { error: "expected a unix user name (lower case, starts with a letter)" }).default("coop"),
+  sshKeys: z.array(z.string().regex(SSH_PUBLIC_KEY, { error: "expected an SSH public key line like \"ssh-ed25519 AAAA... you@laptop\"" })).min(1),
+  hosts: z.strictObject({ primary: hostSchema, secondary: hostSchema.optional() }),
+  versions: versionsSchema,
+  backup: backupSchema.default({ fullEveryDays: 7, retentionFull: 4, drillMaxAgeHours: 26 }),
+});
+export type PlainConfig = z.infer<typeof plainConfigSchema>;
+
+/** Keys whose value Pulumi hands over as a JSON document (set with `--path` or as YAML maps). */
+export const OBJECT_KEYS: ReadonlySet<string> = new Set(["sshKeys", "hosts", "versions", "backup"]);
+
+/**
+ * An example value per key path, used to write the fix into every error message.
+ * `*` stands for any one path segment.
+ */
+export const EXAMPLES: Record<string, string> = {
+  stackRole: "prod",
+  domain: "social.coop",
+  cloudflareZoneId: "0123456789abcdef0123456789abcdef",
+  adminEmail: "ops@social.coop",
+  adminUser: "coop",
+  sshKeys: '["ssh-ed25519 AAAAC3Nza... you@laptop"]',
+  "sshKeys.*": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA... you@laptop",
+  hosts: '{"primary": {...}}',
+  "hosts.*": '{"provider": "hcloud", "location": "fsn1", "size": "cpx31", "volumeGb": 100, "roles": ["mastodon"]}',
+  "hosts.*.provider": "hcloud",
+  "hosts.*.location": "fsn1",
+  "hosts.*.size": "cpx31",
+  "hosts.*.volumeGb": "100",
+  "hosts.*.roles": '["mastodon"]',
+  "hosts.*.roles.*": "mastodon",
+  versions: '{"mastodon": "v4.3.8", "postgres": 15}',
+  "versions.mastodon": "v4.3.8",
+  "versions.hometown": "v4.5.11+hometown-1.2.1",
+  "versions.synapse": "v1.120.0",
+  "versions.postgres": "15",
+  "backup.s3.endpoint": "https://s3.eu-central-003.backblazeb2.com",
+  "backup.s3.bucket": "socialcoop-backups",
+  "backup.s3.region": "eu-central-003",
+  "backup.s3.accessKeyId": "003abc...",
+  "backup.fullEveryDays": "7",
+  "backup.retentionFull": "4",
+  "backup.drillMaxAgeHours": "26",
+};

@@ -1,0 +1,65 @@
+// The secret keys of a stack, when each is required, and how each is checked without revealing it.
+import { publicKeyFromPrivateKey } from "../ssh/openssh-key";
+import type { PlainConfig } from "./schema";
+
+export interface SecretSpec {
+  /** Config key under the `socialcoop:` namespace. */
+  readonly key: SecretKey;
+  /** What it is for, shown in errors. */
+  readonly purpose: string;
+  /** Whether this stack needs it; undefined means always. */
+  readonly requiredWhen?: (cfg: PlainConfig) => boolean;
+  /** A shape check that never echoes the value; returns the problem or undefined. */
+  readonly check?: (value: string) => string | undefined;
+}
+
+export const SECRET_KEYS = [
+  "hcloudToken",
+  "digitaloceanToken",
+  "cloudflareApiToken",
+  "sshPrivateKey",
+  "resticPassword",
+  "pgbackrestCipherPass",
+  "s3SecretAccessKey",
+] as const;
+export type SecretKey = (typeof SECRET_KEYS)[number];
+
+const usesProvider = (p: string) => (cfg: PlainConfig) =>
+  cfg.hosts.primary.provider === p || cfg.hosts.secondary?.provider === p;
+
+const minLength = (n: number) => (v: string) =>
+  v.length >= n ? undefined : `is shorter than ${n} characters`;
+
+export const SECRET_SPECS: readonly SecretSpec[] = [
+  { key: "hcloudToken", purpose: "Hetzner Cloud API token", requiredWhen: usesProvider("hcloud"), check: minLength(32) },
+  {
+    key: "digitaloceanToken",
+    purpose: "DigitalOcean API token",
+    requiredWhen: usesProvider("digitalocean"),
+    check: minLength(32),
+  },
+  { key: "cloudflareApiToken", purpose: "Cloudflare API token with DNS edit on the zone", check: minLength(32) },
+  {
+    key: "sshPrivateKey",
+    purpose: "the deploy key that `pulumi up` uses to run commands on the hosts",
+    check: (v) => {
+      try {
+        publicKeyFromPrivateKey(v);
+        return undefined;
+      } catch (e) {
+        return (e as Error).message;
+      }
+    },
+  },
+  { key: "resticPassword", purpose: "restic repository passphrase (alpha needs prod's to restore)", check: minLength(20) },
+  { key: "pgbackrestCipherPass", purpose: "pgBackRest repository passphrase (alpha needs prod's to restore)", check: minLength(20) },
+  {
+    key: "s3SecretAccessKey",
+    purpose: "secret key of the S3 backup repository",
+    requiredWhen: (cfg) => cfg.backup.s3 !== undefined,
+  },
+];
+
+export function secretFix(key: SecretKey): string {
+  return `pulumi config set --secret ${key} <value>`;
+}
