@@ -3,6 +3,9 @@ type Command = { summary: string; load: () => Promise<{ main(argv: string[]): Pr
 
 const COMMANDS: Record<string, Command> = {
   plan: { summary: "print what `pulumi up` would create for a stack (offline)", load: () => import("./plan") },
+  behind: { summary: "how far the deployed versions are behind upstream releases", load: () => import("./behind") },
+  cost: { summary: "monthly cost of a stack on Hetzner Cloud vs DigitalOcean", load: () => import("./cost") },
+  "drill-report": { summary: "history of restore drills: TTR and verified counts (table, SVG)", load: () => import("./drill-report") },
 };
 
 function usage(): string {

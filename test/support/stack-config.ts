@@ -19,7 +19,7 @@ export const SECRET_VALUES = {
 export interface TestConfig {
   stackRole: string;
   domain: string;
-  cloudflareZoneId: string;
+  cloudflareZoneId?: string;
   adminEmail: string;
   sshKeys: unknown;
   hosts: Record<string, unknown>;

@@ -1,0 +1,63 @@
+/**
+ * `coopctl behind [--stack prod] [--json]`: how far the deployed Mastodon, Hometown, Synapse and
+ * PostgreSQL are behind upstream. Exit 0: no missed security release; 1: one is missed;
+ * 2: wrong usage or stack file; 3: an upstream API could not be read.
+ */
+import { buildBehindReport, formatBehindReport, VersionError, type DeployedVersions } from "../reports/behind";
+import { defaultIo, EXIT_FETCH, EXIT_USAGE, parseFlags, type CliIo } from "../reports/cli-support";
+import { FetchError } from "../reports/http";
+import { readStackKey, StackFileError } from "../reports/stack-file";
+import { endpointsFromEnv, fetchUpstream } from "../reports/upstream";
+
+const USAGE = "coopctl behind [--stack prod] [--json]";
+
+export async function main(argv: string[], ioOverrides: Partial<CliIo> = {}): Promise<number> {
+  const io = defaultIo(ioOverrides);
+  const flags = parseFlags("behind", USAGE, argv, {
+    stack: { type: "string", default: "prod" },
+    json: { type: "boolean", default: false },
+    help: { type: "boolean", short: "h", default: false },
+  } as const, io);
+  if (flags === null) return EXIT_USAGE;
+  if (flags.help) {
+    io.out(`usage: ${USAGE}\nreads socialcoop:versions from Pulumi.<stack>.yaml; env GITHUB_TOKEN, COOP_GITHUB_API, COOP_MASTODON_UPDATE_API, COOP_POSTGRES_VERSIONS_URL\n`);
+    return 0;
+  }
+  let deployed: DeployedVersions;
+  try {
+    deployed = toDeployedVersions(readStackKey(io.rootDir, flags.stack, "socialcoop:versions"));
+  } catch (err) {
+    if (!(err instanceof StackFileError)) throw err;
+    io.err(`coopctl behind: ${err.message}\n`);
+    return EXIT_USAGE;
+  }
+  try {
+    const upstream = await fetchUpstream(deployed, endpointsFromEnv(io.env));
+    const report = buildBehindReport(deployed, upstream, io.now());
+    io.out(flags.json ? JSON.stringify({ stack: flags.stack, ...report }, null, 2) + "\n" : formatBehindReport(report, flags.stack));
+    return report.securityReleaseMissed ? 1 : 0;
+  } catch (err) {
+    if (err instanceof VersionError) {
+      io.err(`coopctl behind: Pulumi.${flags.stack}.yaml socialcoop:${err.message}\n`);
+      return EXIT_USAGE;
+    }
+    if (!(err instanceof FetchError)) throw err;
+    io.err(`coopctl behind: ${err.message}\n`);
+    return EXIT_FETCH;
+  }
+}
+
+/** Checks only the fields this command reads; config.ts's schema will take over this job. */
+function toDeployedVersions(value: unknown): DeployedVersions {
+  const v = value as Record<string, unknown>;
+  const problems: string[] = [];
+  if (typeof v !== "object" || v === null) throw new StackFileError('socialcoop:versions: expected an object like {"mastodon": "v4.3.8", "postgres": 15}');
+  for (const key of ["mastodon", "hometown", "synapse"] as const) {
+    if (v[key] !== undefined && typeof v[key] !== "string") problems.push(`socialcoop:versions.${key}: expected a release tag string`);
+  }
+  if (v.postgres !== undefined && typeof v.postgres !== "number" && typeof v.postgres !== "string") {
+    problems.push("socialcoop:versions.postgres: expected a major version like 15");
+  }
+  if (problems.length > 0) throw new StackFileError(problems.join("; "));
+  return v as DeployedVersions;
+}
