@@ -1,0 +1,174 @@
+# shellcheck shell=bash
+# Shared helpers for every host script: logging, a per-operation lock, resumable named steps, fault
+# injection, environment checks. Sourced after `set -euo pipefail`; defines functions and nothing runs.
+#
+# A script is a list of steps:
+#   run_begin backup "$COOP_PG_VERSION"; steps_total 3
+#   step dump dump_db; step upload upload_dump; step prune prune_old
+#   run_finish
+# A re-run after a kill skips the steps recorded as done and re-runs the one that was interrupted, so
+# every step function must be idempotent: check before acting, write to a temp file then `mv`.
+# Call `step` from the script's own shell, not a subshell: the step counter lives in a variable.
+
+COOP_SCRIPT="${COOP_SCRIPT:-$(basename "$0" .sh)}"
+COOP_STATE_DIR="${COOP_STATE_DIR:-/var/lib/coop}"
+COOP_OPERATION=""
+COOP_STATE_FILE=""
+COOP_LOCK_FD=""
+COOP_CURRENT_STEP=""
+COOP_STEP_INDEX=0
+COOP_STEPS_TOTAL="?"
+COOP_RUN_STARTED_US=0
+
+_log() {
+  local level=$1
+  shift
+  printf 'coop[%s] %-5s %s %s\n' "$COOP_SCRIPT" "$level" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2
+}
+log_info() { _log INFO "$@"; }
+log_warn() { _log WARN "$@"; }
+log_error() { _log ERROR "$@"; }
+die() {
+  log_error "${COOP_CURRENT_STEP:+step $COOP_CURRENT_STEP: }$*"
+  exit 1
+}
+
+require_env() {
+  local var
+  local -a missing=()
+  for var in "$@"; do
+    [[ -n "${!var:-}" ]] || missing+=("$var")
+  done
+  ((${#missing[@]} == 0)) || die "missing required environment: ${missing[*]}"
+}
+
+require_cmd() {
+  local cmd
+  local -a missing=()
+  for cmd in "$@"; do
+    command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
+  done
+  ((${#missing[@]} == 0)) || die "missing required commands: ${missing[*]}"
+}
+
+# with_retry ATTEMPTS DELAY_SECONDS cmd [args...]: the delay doubles after each failure. The command
+# runs in a condition, where bash ignores `set -e`, so pass a command that reports its own failure.
+with_retry() {
+  local attempts=$1 delay=$2 n=1
+  shift 2
+  until "$@"; do
+    ((n < attempts)) || { log_error "gave up after $n attempts: $*"; return 1; }
+    log_warn "attempt $n/$attempts failed, retrying in ${delay}s: $*"
+    sleep "$delay"
+    n=$((n + 1)) delay=$((delay * 2))
+  done
+}
+
+# The lock is an flock on an open fd, so the kernel drops it when the last holder exits (SIGKILL
+# included). Children inherit the fd: start long-lived daemons with run_unlocked, or they keep the lock.
+lock_acquire() {
+  local lock_file="$COOP_STATE_DIR/$1.lock"
+  local holder
+  mkdir -p "$COOP_STATE_DIR"
+  exec {COOP_LOCK_FD}>>"$lock_file"
+  if ! flock -n "$COOP_LOCK_FD"; then
+    holder=$(cat "$lock_file" 2>/dev/null || true)
+    die "another '$1' run holds $lock_file (pid ${holder:-unknown}); refusing to overlap"
+  fi
+  printf '%s\n' "$$" >"$lock_file"
+}
+
+# run_unlocked cmd [args...], also as `run_unlocked cmd &`: in a subshell (`&` runs the function in
+# one) this closes the subshell's copy of the fd, which leaves the script's own copy, and its lock, intact.
+run_unlocked() {
+  if [[ -z "$COOP_LOCK_FD" ]]; then
+    "$@"
+  elif [[ "$BASHPID" != "$$" ]]; then
+    exec {COOP_LOCK_FD}>&-
+    "$@"
+  else
+    "$@" {COOP_LOCK_FD}>&-
+  fi
+}
+
+_state_write() {
+  local tmp
+  tmp=$(mktemp "$COOP_STATE_FILE.XXXXXX")
+  printf '%s\n' "$@" >"$tmp"
+  mv -f "$tmp" "$COOP_STATE_FILE"
+}
+
+_step_done() { [[ -f "$COOP_STATE_FILE" ]] && grep -Fqx "done=$1" "$COOP_STATE_FILE"; }
+
+# run_begin OPERATION [RUN_KEY]: lock, then resume the recorded run unless its key differs.
+run_begin() {
+  local key="${2:-}"
+  local stored
+  COOP_OPERATION=$1
+  COOP_STATE_FILE="$COOP_STATE_DIR/$1.state"
+  COOP_RUN_STARTED_US=${EPOCHREALTIME//[^0-9]/}
+  lock_acquire "$1"
+  log_info "begin '$1'${key:+ (run key $key)}"
+  if [[ -f "$COOP_STATE_FILE" ]]; then
+    stored=$(sed -n 's/^run_key=//p' "$COOP_STATE_FILE")
+    if [[ "$stored" != "$key" ]]; then
+      log_warn "run key changed ('$stored' -> '$key'): discarding the interrupted run and starting fresh"
+      rm -f "$COOP_STATE_FILE"
+    else
+      log_info "resuming interrupted '$1' run; done: $(sed -n 's/^done=//p' "$COOP_STATE_FILE" | paste -sd ' ')"
+    fi
+  fi
+  [[ -f "$COOP_STATE_FILE" ]] || _state_write "run_key=$key"
+}
+
+steps_total() { COOP_STEPS_TOTAL=$1; }
+
+_elapsed() { printf '%d.%01ds' $((($2 - $1) / 1000000)) $((($2 - $1) % 1000000 / 100000)); }
+
+# SIGKILL the script's whole process tree, as an OOM kill or `systemctl kill` would: $$ alone would leave
+# subshells and background children running (and holding the lock fd).
+_fault_kill() {
+  local self=$BASHPID
+  local -a tree
+  mapfile -t tree < <(ps -e -o pid= -o ppid= | awk -v root="$$" -v self="$self" '
+    { parent[$1] = $2 }
+    END {
+      found[root] = 1
+      do { grew = 0; for (p in parent) if (!(p in found) && (parent[p] in found)) { found[p] = 1; grew = 1 } } while (grew)
+      for (p in found) if (p != root && p != self) print p
+    }')
+  ((${#tree[@]} == 0)) || kill -9 "${tree[@]}" 2>/dev/null || true
+  kill -9 "$$" "$self"
+}
+
+# step NAME FUNCTION [ARGS...]
+step() {
+  local name=$1 fn=$2
+  local started label
+  local -a lines
+  shift 2
+  [[ -n "$COOP_STATE_FILE" ]] || die "step '$name' before run_begin"
+  COOP_STEP_INDEX=$((COOP_STEP_INDEX + 1))
+  label="step $COOP_STEP_INDEX/$COOP_STEPS_TOTAL $name"
+  if _step_done "$name"; then
+    log_info "$label: done in an earlier run, skipping"
+    return 0
+  fi
+  if [[ "${FAULT_AT:-}" == "$name" ]]; then
+    log_warn "$label: FAULT_AT=$name, killing the script"
+    _fault_kill
+  fi
+  log_info "$label"
+  COOP_CURRENT_STEP=$name
+  started=${EPOCHREALTIME//[^0-9]/}
+  "$fn" "$@"
+  mapfile -t lines <"$COOP_STATE_FILE"
+  _state_write "${lines[@]}" "done=$name"
+  COOP_CURRENT_STEP=""
+  log_info "$label done in $(_elapsed "$started" "${EPOCHREALTIME//[^0-9]/}")"
+}
+
+run_finish() {
+  rm -f "$COOP_STATE_FILE"
+  log_info "'$COOP_OPERATION' finished in $(_elapsed "$COOP_RUN_STARTED_US" "${EPOCHREALTIME//[^0-9]/}")"
+}
