@@ -4,7 +4,7 @@ export { run, RunError, tail, type RunOptions, type RunResult } from "./run";
 export { freePort, isPortOpen, waitFor } from "./net";
 export { makeTempDir, onExit, isAlive, type TempDir } from "./lifecycle";
 export { ensureUser, DEFAULT_TEST_USER, type SystemUser } from "./users";
-export { startPostgres, DEBIAN_PG_BIN, type PostgresOptions, type PostgresServer } from "./postgres";
+export { startPostgres, psqlAt, DEBIAN_PG_BIN, type PostgresOptions, type PostgresServer } from "./postgres";
 export { startRedis, type RedisOptions, type RedisServer } from "./redis";
 export { startSshd, type SshdOptions, type SshdServer } from "./sshd";
 export { startNginx, type NginxOptions, type NginxServer, type NginxContext } from "./nginx";

@@ -46,6 +46,16 @@ function postmasterPid(dataDir: string): number | undefined {
   return Number.isInteger(pid) && pid > 0 ? pid : undefined;
 }
 
+/** Runs SQL with psql against any cluster (host may be a socket folder); unaligned tuples, trimmed. */
+export async function psqlAt(binDir: string, host: string, port: number, db: string, sql: string): Promise<string> {
+  const r = await run(
+    join(binDir, "psql"),
+    ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", host, "-p", String(port), "-U", "postgres", "-d", db, "-f", "-"],
+    { input: sql },
+  );
+  return r.stdout.trim();
+}
+
 export async function startPostgres(opts: PostgresOptions = {}): Promise<PostgresServer> {
   const user = await ensureUser(opts.user ?? DEFAULT_TEST_USER);
   const binDir = opts.binDir ?? DEBIAN_PG_BIN;
@@ -108,14 +118,7 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Postgre
   }
 
   const env = { PGHOST: "127.0.0.1", PGPORT: String(port), PGUSER: "postgres", PGDATABASE: "postgres" };
-  const psql = async (sql: string, o: { db?: string } = {}) => {
-    const r = await run(
-      join(binDir, "psql"),
-      ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", o.db ?? "postgres", "-f", "-"],
-      { input: sql },
-    );
-    return r.stdout.trim();
-  };
+  const psql = (sql: string, o: { db?: string } = {}) => psqlAt(binDir, "127.0.0.1", port, o.db ?? "postgres", sql);
   return {
     host: "127.0.0.1",
     port,

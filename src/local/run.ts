@@ -62,6 +62,8 @@ export function run(cmd: string, args: readonly string[] = [], opts: RunOptions 
       if (code === 0 || opts.allowFailure) resolve(result);
       else reject(new RunError(display, result));
     });
+    // A child that exits without reading stdin closes the pipe first; its exit status is what matters.
+    child.stdin.on("error", () => undefined);
     child.stdin.end(opts.input ?? "");
   });
 }

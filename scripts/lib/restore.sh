@@ -1,0 +1,40 @@
+# shellcheck shell=bash
+# Restoring a PostgreSQL cluster from pgBackRest and starting it on a given port (sourced after pg.sh).
+
+# pg_restore_into DATA_DIR TARGET: TARGET is `latest` (replay all archived WAL), `time:<timestamp>`,
+# or `name:<restore point>`. --delta makes a re-run after a kill finish the same directory.
+pg_restore_into() {
+  local data="$1" target="$2"
+  local -a args=(--pg1-path="${data}" --delta --archive-mode=off --log-level-console=warn)
+  case "${target}" in
+    latest) args+=(--type=default) ;;
+    time:*) args+=(--type=time "--target=${target#time:}" --target-action=promote) ;;
+    name:*) args+=(--type=name "--target=${target#name:}" --target-action=promote) ;;
+    *) die "restore target must be latest, time:<timestamp> or name:<restore point> (found '${target}')" ;;
+  esac
+  mkdir -p "${data}"
+  chown "${COOP_PG_OS_USER}:" "${data}"
+  chmod 700 "${data}"
+  local out
+  # pgBackRest names the file and the checksum it could not restore; that is the reason to report.
+  out=$(pgbr_db "${args[@]}" restore 2>&1) || die "pgBackRest restore failed: $(tail -n 5 <<<"${out}")"
+}
+
+# pg_start_at DATA_DIR PORT SOCKET_DIR TIMEOUT: start a restored cluster on loopback-free unix socket
+# only, so nothing but this host's root and the cluster's owner can reach it, then wait for promotion.
+pg_start_at() {
+  local data="$1" port="$2" socket="$3" timeout="$4"
+  mkdir -p "${socket}"
+  chown "${COOP_PG_OS_USER}:" "${socket}"
+  chmod 700 "${socket}"
+  # Debian keeps postgresql.conf and pg_hba.conf in /etc, outside the backed-up data directory.
+  [[ -f "${data}/postgresql.conf" ]] || as_pg touch "${data}/postgresql.conf"
+  if [[ ! -f "${data}/pg_hba.conf" ]]; then
+    printf 'local all all trust\n' | as_pg tee "${data}/pg_hba.conf" >/dev/null
+  fi
+  pg_stop_dir "${data}"
+  as_pg "${COOP_PG_BIN}/pg_ctl" -D "${data}" -l "${data}/coop-start.log" -w -t "${timeout}" \
+    -o "-p ${port} -c listen_addresses='' -c unix_socket_directories=${socket} -c archive_mode=off" start >/dev/null ||
+    die "restored cluster did not start: $(tail -n 5 "${data}/coop-start.log" 2>/dev/null)"
+  pg_wait_promoted "${socket}" "${port}" "${timeout}"
+}

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
+# Restores a chosen backup onto an empty host or into a scratch folder: PostgreSQL from pgBackRest
+# (WAL replayed to the target), the files from restic (media, .env.production, nginx config, the
+# Redis dump), and the Redis dump into place. Resumable: a re-run after a kill finishes the same
+# restore (pgBackRest --delta, restic restore overwrites).
+#
+# Environment: see scripts/lib/pg.sh and scripts/lib/files.sh, and
+#   COOP_RESTORE_TARGET [latest]    latest | time:<YYYY-MM-DD HH:MM:SS+00> | name:<restore point>
+#   COOP_RESTORE_PG_DATA            data directory to restore into (required; must be empty or ours)
+#   COOP_RESTORE_PORT [5432]        port to start the restored cluster on
+#   COOP_RESTORE_SOCKET [/var/run/postgresql]
+#   COOP_RESTORE_FILES_TO [/]       root under which restic restores files to their original paths
+#   COOP_RESTORE_REDIS_RDB          where to put the Redis dump (empty: leave it under FILES_TO)
+#   COOP_REDIS_OS_USER [redis]      owner of the placed dump
+#   COOP_RESTORE_TIMEOUT [3600]     seconds allowed for start and WAL replay
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+readonly SCRIPT_DIR
+# shellcheck source=lib/common.sh
+source "${SCRIPT_DIR}/lib/common.sh"
+# shellcheck source=lib/pg.sh
+source "${SCRIPT_DIR}/lib/pg.sh"
+# shellcheck source=lib/files.sh
+source "${SCRIPT_DIR}/lib/files.sh"
+# shellcheck source=lib/restore.sh
+source "${SCRIPT_DIR}/lib/restore.sh"
+
+restore_env_defaults() {
+  pg_env_defaults
+  files_env_defaults
+  require_env COOP_RESTORE_PG_DATA
+  COOP_RESTORE_TARGET="${COOP_RESTORE_TARGET:-latest}"
+  COOP_RESTORE_PORT="${COOP_RESTORE_PORT:-5432}"
+  COOP_RESTORE_SOCKET="${COOP_RESTORE_SOCKET:-/var/run/postgresql}"
+  COOP_RESTORE_FILES_TO="${COOP_RESTORE_FILES_TO:-/}"
+  COOP_RESTORE_REDIS_RDB="${COOP_RESTORE_REDIS_RDB:-}"
+  COOP_REDIS_OS_USER="${COOP_REDIS_OS_USER:-redis}"
+  COOP_RESTORE_TIMEOUT="${COOP_RESTORE_TIMEOUT:-3600}"
+  MARKER="${COOP_RESTORE_PG_DATA%/}.coop-restore"
+}
+
+# Never restore over a cluster this script did not start restoring: that would destroy live data.
+preflight() {
+  if [[ -n "$(ls -A "${COOP_RESTORE_PG_DATA}" 2>/dev/null)" && ! -f "${MARKER}" ]]; then
+    die "${COOP_RESTORE_PG_DATA} is not empty and holds no restore of ours; move it away or choose another COOP_RESTORE_PG_DATA"
+  fi
+  restic_repos >/dev/null
+  mkdir -p "$(dirname "${MARKER}")"
+  printf '%s\n' "${COOP_RESTORE_TARGET}" | write_atomic "${MARKER}"
+}
+
+restore_database() {
+  pg_stop_dir "${COOP_RESTORE_PG_DATA}"
+  pg_restore_into "${COOP_RESTORE_PG_DATA}" "${COOP_RESTORE_TARGET}"
+}
+
+start_database() {
+  pg_start_at "${COOP_RESTORE_PG_DATA}" "${COOP_RESTORE_PORT}" "${COOP_RESTORE_SOCKET}" "${COOP_RESTORE_TIMEOUT}"
+  log_info "restored cluster is up on port ${COOP_RESTORE_PORT} (socket ${COOP_RESTORE_SOCKET})"
+}
+
+# The newest files, whatever the database target: media only grows, so the newest snapshot holds every
+# file an earlier database state refers to.
+restore_files() {
+  local repo tag snap
+  repo=$(restic_primary_repo)
+  for tag in media config; do
+    snap=$(restic_at "${repo}" snapshots --json --tag "${tag}" | jq -r 'sort_by(.time) | .[-1].short_id // empty')
+    [[ -n "${snap}" ]] || die "no ${tag} snapshot in restic repository ${repo%%:*}"
+    log_info "restic: restoring ${tag} snapshot ${snap} under ${COOP_RESTORE_FILES_TO}"
+    restic_at "${repo}" restore "${snap}" --target "${COOP_RESTORE_FILES_TO}" >/dev/null
+  done
+}
+
+place_redis() {
+  [[ -n "${COOP_RESTORE_REDIS_RDB}" ]] || return 0
+  local dump
+  dump="${COOP_RESTORE_FILES_TO%/}${COOP_SPOOL_DIR}/staged/redis/dump.rdb"
+  [[ -f "${dump}" ]] || die "the restored files hold no Redis dump at ${dump}"
+  mkdir -p "$(dirname "${COOP_RESTORE_REDIS_RDB}")"
+  write_atomic "${COOP_RESTORE_REDIS_RDB}" <"${dump}"
+  if id "${COOP_REDIS_OS_USER}" >/dev/null 2>&1; then chown "${COOP_REDIS_OS_USER}:" "${COOP_RESTORE_REDIS_RDB}"; fi
+  log_info "Redis dump placed at ${COOP_RESTORE_REDIS_RDB}; start Redis to load it"
+}
+
+finish() { rm -f "${MARKER}"; }
+
+main() {
+  restore_env_defaults
+  require_cmd pgbackrest restic jq
+  run_begin restore "${COOP_RESTORE_TARGET}@${COOP_RESTORE_PG_DATA}"
+  steps_total 6
+  step preflight preflight
+  step database restore_database
+  step start start_database
+  step files restore_files
+  step redis place_redis
+  step finish finish
+  run_finish
+}
+
+main "$@"
