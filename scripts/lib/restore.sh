@@ -33,7 +33,8 @@ pg_start_at() {
     printf 'local all all trust\n' | as_pg tee "${data}/pg_hba.conf" >/dev/null
   fi
   pg_stop_dir "${data}"
-  as_pg "${COOP_PG_BIN}/pg_ctl" -D "${data}" -l "${data}/coop-start.log" -w -t "${timeout}" \
+  # The postmaster outlives this script; it must not inherit (and hold) the operation's lock.
+  run_unlocked as_pg "${COOP_PG_BIN}/pg_ctl" -D "${data}" -l "${data}/coop-start.log" -w -t "${timeout}" \
     -o "-p ${port} -c listen_addresses='' -c unix_socket_directories=${socket} -c archive_mode=off" start >/dev/null ||
     die "restored cluster did not start: $(tail -n 5 "${data}/coop-start.log" 2>/dev/null)"
   pg_wait_promoted "${socket}" "${port}" "${timeout}"

@@ -4,6 +4,7 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { expect } from "vitest";
 import { startBackupRig, type BackupRig, type ScriptRun } from "../../../src/local/backup-rig";
+import { run } from "../../../src/local/run";
 import { generate } from "../../fixtures/mastodon/generator";
 
 export async function rigWithInstance(seed = 1): Promise<BackupRig> {
@@ -39,3 +40,31 @@ select string_agg(t || '=' || d, ' ' order by t) from (
   from pg_class c join pg_namespace n on n.oid = c.relnamespace
   where n.nspname = 'public' and c.relkind = 'r'
 ) s`;
+
+/** The step names a host script declares (`step <name> ...`), in order: the kill tests cover each. */
+export function stepsOf(script: string): string[] {
+  const text = readFileSync(join(__dirname, "..", "..", "..", "scripts", script), "utf8");
+  return [...text.matchAll(/^\s+step (\S+) /gm)].map((m) => m[1]);
+}
+
+/** True when nobody holds the operation's flock: a killed run must not leave its lock behind. */
+export async function lockIsFree(rig: BackupRig, operation: string): Promise<boolean> {
+  const r = await run("flock", ["-n", join(rig.env.COOP_STATE_DIR, `${operation}.lock`), "true"], { allowFailure: true });
+  return r.code === 0;
+}
+
+/** PIDs of processes whose command line mentions a path (a scratch cluster's postmaster, say). */
+export async function processesUsing(path: string): Promise<string[]> {
+  const r = await run("pgrep", ["-f", path], { allowFailure: true });
+  return r.stdout.split("\n").filter(Boolean);
+}
+
+/** restic against the rig's repository, as the scripts call it. */
+export function restic(rig: BackupRig, args: string[]) {
+  const e = rig.env;
+  return run(
+    "restic",
+    ["-r", e.COOP_RESTIC_REPOS, "--password-file", e.COOP_RESTIC_PASSWORD_FILE, "--cache-dir", e.COOP_RESTIC_CACHE_DIR, "-o", `sftp.command=${e.COOP_RESTIC_SFTP_COMMAND}`, ...args],
+    { allowFailure: true },
+  );
+}
