@@ -1,41 +1,15 @@
-// social.coop: stack config → hosts → DNS → stack outputs.
-import * as pulumi from "@pulumi/pulumi";
-import { HostName, loadStackConfig } from "./config";
-import { Dns, DnsTarget } from "./components/dns";
-import { Host } from "./components/host";
+// social.coop: stack config → hosts → DNS → backups → stack outputs.
+import { loadStackConfig } from "./config";
+import { Backup } from "./components/backup";
+import { Dns } from "./components/dns";
 import { Providers } from "./components/providers";
-import { SshKeys } from "./components/ssh-keys";
-import type { HostConfig, Provider, Role } from "./src/config/schema";
-import { publicKeyFromPrivateKey } from "./src/ssh/openssh-key";
+import { declareHosts } from "./components/stack-hosts";
 
 const cfg = loadStackConfig();
 const providers = new Providers(cfg);
-const deployKey = pulumi.output(cfg.secrets.sshPrivateKey ?? "");
-// The public half is not sensitive; unsecret it so user-data and key uploads stay readable in diffs.
-const deployPublicKey = pulumi.unsecret(deployKey.apply(publicKeyFromPrivateKey));
-const authorizedKeys: pulumi.Input<string>[] = [...cfg.sshKeys, deployPublicKey];
-
-const hostConfigs: [HostName, HostConfig][] = [["primary", cfg.hosts.primary]];
-if (cfg.hosts.secondary) hostConfigs.push(["secondary", cfg.hosts.secondary]);
-
-const keys = new Map<Provider, SshKeys>();
-for (const provider of new Set(hostConfigs.map(([, h]) => h.provider))) {
-  const opts = { providers: [providers.cloud(provider)] };
-  keys.set(provider, new SshKeys(`${cfg.stackName}-${provider}-keys`, { provider, publicKeys: authorizedKeys }, opts));
-}
-
-const hosts = new Map<HostName, Host>();
-const roleHosts = new Map<Role, DnsTarget>();
-for (const [hostName, h] of hostConfigs) {
-  const sshKeyRefs = (keys.get(h.provider) as SshKeys).refs;
-  const host = new Host(
-    `${cfg.stackName}-${hostName}`,
-    { ...h, adminUser: cfg.adminUser, authorizedKeys, sshKeyRefs, deployPrivateKey: deployKey, protect: cfg.stackRole === "prod" },
-    { providers: [providers.cloud(h.provider)] },
-  );
-  hosts.set(hostName, host);
-  for (const role of h.roles) roleHosts.set(role, host);
-}
+const { hosts, roleHosts } = declareHosts(cfg, providers);
+const primary = hosts.get("primary");
+const secondary = hosts.get("secondary");
 
 const dns = new Dns(
   `${cfg.stackName}-dns`,
@@ -43,8 +17,24 @@ const dns = new Dns(
   { providers: [providers.cloudflare] },
 );
 
-export const primaryIpv4 = hosts.get("primary")?.ipv4;
-export const primaryIpv6 = hosts.get("primary")?.ipv6;
-export const secondaryIpv4 = hosts.get("secondary")?.ipv4;
-export const secondaryIpv6 = hosts.get("secondary")?.ipv6;
+// The backup repository lives on the secondary, so only stacks with one back up (and drill) here.
+const backup =
+  primary && secondary
+    ? new Backup(`${cfg.stackName}-backup`, {
+        db: { connection: primary.connection, address: primary.ipv4 },
+        repo: { connection: secondary.connection, address: secondary.ipv4 },
+        adminUser: cfg.adminUser,
+        pgVersion: cfg.versions.postgres,
+        backup: cfg.backup,
+        resticPassword: cfg.secrets.resticPassword,
+        pgbackrestCipherPass: cfg.secrets.pgbackrestCipherPass,
+        s3SecretAccessKey: cfg.secrets.s3SecretAccessKey,
+      })
+    : undefined;
+
+export const primaryIpv4 = primary?.ipv4;
+export const primaryIpv6 = primary?.ipv6;
+export const secondaryIpv4 = secondary?.ipv4;
+export const secondaryIpv6 = secondary?.ipv6;
 export const names = dns.names;
+export const backupRepositories = backup?.repositories;

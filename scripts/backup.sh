@@ -7,6 +7,7 @@
 #
 # Environment: see scripts/lib/pg.sh and scripts/lib/files.sh, and
 #   COOP_BACKUP_TYPE [diff]      full | diff | incr (pgBackRest makes the first one full)
+#   COOP_PGBACKREST_REPOS [1]    pgBackRest repositories to back up to, e.g. "1 2" with S3 as repo2
 #   COOP_KEY_TABLES              tables whose row counts go in the manifest (Mastodon's core tables)
 #   COOP_ENV_FILE [/home/mastodon/live/.env.production]   COOP_NGINX_DIR [/etc/nginx]
 #   COOP_REDIS_PORT [6379]  COOP_REDIS_RDB (default: Redis's own dir/dbfilename)
@@ -29,6 +30,7 @@ backup_env_defaults() {
   pg_env_defaults
   files_env_defaults
   COOP_BACKUP_TYPE="${COOP_BACKUP_TYPE:-diff}"
+  COOP_PGBACKREST_REPOS="${COOP_PGBACKREST_REPOS:-1}"
   COOP_KEY_TABLES="${COOP_KEY_TABLES:-${DEFAULT_KEY_TABLES}}"
   COOP_ENV_FILE="${COOP_ENV_FILE:-/home/mastodon/live/.env.production}"
   COOP_NGINX_DIR="${COOP_NGINX_DIR:-/etc/nginx}"
@@ -41,6 +43,8 @@ backup_env_defaults() {
 validate() {
   [[ "${COOP_BACKUP_TYPE}" =~ ^(full|diff|incr)$ ]] || die "COOP_BACKUP_TYPE must be full, diff or incr (found '${COOP_BACKUP_TYPE}')"
   [[ "${COOP_KEY_TABLES}" =~ ^[a-z_][a-z0-9_\ ]*$ ]] || die "COOP_KEY_TABLES must be table names separated by spaces"
+  [[ "${COOP_PGBACKREST_REPOS}" =~ ^[1-4](\ [1-4])*$ ]] || die "COOP_PGBACKREST_REPOS must be repository numbers 1-4 separated by spaces"
+  [[ -d "${COOP_MEDIA_DIR}" ]] || die "media folder ${COOP_MEDIA_DIR} does not exist (set COOP_MEDIA_DIR to Mastodon's public/system)"
   [[ -f "${COOP_RESTIC_PASSWORD_FILE}" ]] || die "restic password file ${COOP_RESTIC_PASSWORD_FILE} is missing"
   [[ "$(stat -c %a "${COOP_RESTIC_PASSWORD_FILE}")" =~ ^[46]00$ ]] ||
     die "restic password file ${COOP_RESTIC_PASSWORD_FILE} is readable by others: chmod 600 it"
@@ -64,10 +68,14 @@ ensure_stanza() {
   die "stanza-create failed: ${out}"
 }
 
+# One pgBackRest backup writes one repository: each configured repository gets its own.
 backup_database() {
-  # A killed run can leave the repository side still finishing its backup and holding its lock.
-  with_retry 6 5 pgbr_repo "--type=${COOP_BACKUP_TYPE}" --start-fast backup
-  log_info "pgBackRest backup $(pgbr_latest_label) stored"
+  local repo
+  for repo in ${COOP_PGBACKREST_REPOS}; do
+    # A killed run can leave the repository side still finishing its backup and holding its lock.
+    with_retry 6 5 pgbr_repo "--repo=${repo}" "--type=${COOP_BACKUP_TYPE}" --start-fast backup
+  done
+  log_info "pgBackRest backup $(pgbr_latest_label) stored in repositories ${COOP_PGBACKREST_REPOS}"
 }
 
 counts_sql() {

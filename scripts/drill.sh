@@ -103,16 +103,25 @@ verify_database() {
   jq -c .tables "${MANIFEST}" >"${COOP_DRILL_DIR}/verified-tables.json"
 }
 
+# restic_checked REPO WHAT ARGS...: run restic; on failure die with what failed and restic's error lines.
+restic_checked() {
+  local repo="$1" what="$2" out
+  shift 2
+  out=$(restic_at "${repo}" "$@" 2>&1) || die "restic ${what} of ${repo%%:*} failed: $(error_lines "${out}")"
+}
+
 verify_media() {
-  local repo snap media_dir rel expected actual out
+  local repo snap media_dir rel expected actual
   local -a includes=() bad=()
   repo=$(restic_primary_repo)
   snap=$(jq -r .media.snapshot "${MANIFEST}")
   media_dir=$(jq -r .media.dir "${MANIFEST}")
+  # The structure check first: it names a missing or damaged pack, which a failed restore would not.
+  while read -r repo; do restic_checked "${repo}" check check; done < <(restic_repos)
+  repo=$(restic_primary_repo)
   while read -r rel; do includes+=(--include "${media_dir}/${rel}"); done < <(jq -r '.media.sample | keys[]' "${MANIFEST}")
   if ((${#includes[@]} > 0)); then
-    restic_at "${repo}" restore "${snap}" --target "${COOP_DRILL_DIR}/media" "${includes[@]}" >/dev/null ||
-      die "restic could not restore the media sample from snapshot ${snap}"
+    restic_checked "${repo}" "restore of the media sample (snapshot ${snap})" restore "${snap}" --target "${COOP_DRILL_DIR}/media" "${includes[@]}"
   fi
   while read -r rel expected; do
     actual=$(sha256sum "${COOP_DRILL_DIR}/media${media_dir}/${rel}" 2>/dev/null | cut -d' ' -f1 || true)
@@ -124,8 +133,7 @@ verify_media() {
   [[ "${files}" == "$(jq -r .media.files "${MANIFEST}")" ]] ||
     die "media snapshot ${snap} holds ${files} files, the manifest says $(jq -r .media.files "${MANIFEST}")"
   while read -r repo; do
-    out=$(restic_at "${repo}" check --read-data-subset="${COOP_DRILL_READ_DATA}" 2>&1) ||
-      die "restic check of ${repo%%:*} failed: $(grep -iE 'error|missing|not found|does not exist' <<<"${out}" | head -n 3)"
+    restic_checked "${repo}" "check of ${COOP_DRILL_READ_DATA} of the data" check --read-data-subset="${COOP_DRILL_READ_DATA}"
   done < <(restic_repos)
 }
 

@@ -42,6 +42,13 @@ require_env() {
   ((${#missing[@]} == 0)) || die "missing required environment: ${missing[*]}"
 }
 
+# error_lines TEXT: the lines of a tool's output that say what went wrong (else its last lines), for die.
+error_lines() {
+  local found
+  found=$(grep -iE 'error|fatal|missing|not found|does not exist|mismatch|invalid' <<<"$1" | head -n 5 || true)
+  printf '%s' "${found:-$(tail -n 5 <<<"$1")}"
+}
+
 require_cmd() {
   local cmd
   local -a missing=()

@@ -5,7 +5,9 @@
 # or `name:<restore point>`. --delta makes a re-run after a kill finish the same directory.
 pg_restore_into() {
   local data="$1" target="$2"
-  local -a args=(--pg1-path="${data}" --delta --archive-mode=off --log-level-console=warn)
+  local -a args=(--pg1-path="${data}" --archive-mode=off --log-level-console=warn)
+  # --delta only over a restore that was interrupted: into an empty folder it only adds a warning.
+  [[ -f "${data}/PG_VERSION" || -f "${data}/backup.manifest" ]] && args+=(--delta)
   case "${target}" in
     latest) args+=(--type=default) ;;
     time:*) args+=(--type=time "--target=${target#time:}" --target-action=promote) ;;
@@ -16,8 +18,9 @@ pg_restore_into() {
   chown "${COOP_PG_OS_USER}:" "${data}"
   chmod 700 "${data}"
   local out
-  # pgBackRest names the file and the checksum it could not restore; that is the reason to report.
-  out=$(pgbr_db "${args[@]}" restore 2>&1) || die "pgBackRest restore failed: $(tail -n 5 <<<"${out}")"
+  if ! out=$(pgbr_db "${args[@]}" restore 2>&1); then
+    die "pgBackRest restore failed: $(error_lines "${out}")$(pgbr_damaged_files)"
+  fi
 }
 
 # pg_start_at DATA_DIR PORT SOCKET_DIR TIMEOUT: start a restored cluster on loopback-free unix socket
@@ -38,4 +41,13 @@ pg_start_at() {
     -o "-p ${port} -c listen_addresses='' -c unix_socket_directories=${socket} -c archive_mode=off" start >/dev/null ||
     die "restored cluster did not start: $(tail -n 5 "${data}/coop-start.log" 2>/dev/null)"
   pg_wait_promoted "${socket}" "${port}" "${timeout}"
+}
+
+# After a failed restore: which repository files fail their checksums. A restore reports only the
+# decoder's error, `verify` names the files (and exits 0 even when it finds some, so read its log).
+pgbr_damaged_files() {
+  local found
+  found=$(pgbr_repo --log-level-console=info verify 2>&1 | grep -oE "invalid checksum '[^']+'|missing '[^']+'" | head -n 5 | paste -sd ' ' || true)
+  [[ -n "${found}" ]] && printf '; pgbackrest verify: %s' "${found}"
+  return 0
 }

@@ -45,7 +45,9 @@ export const versionsSchema = z.strictObject({
 });
 export type Versions = z.infer<typeof versionsSchema>;
 
-/** Filled out by the backup issue; the foundation only fixes its shape. */
+const TIME_OF_DAY = /^([01][0-9]|2[0-3]):[0-5][0-9]$/;
+
+/** pgBackRest + restic backups, their schedule (UTC) and the restore drill; see components/backup.ts. */
 export const backupSchema = z.strictObject({
   s3: z
     .strictObject({
@@ -58,6 +60,8 @@ export const backupSchema = z.strictObject({
   fullEveryDays: z.number().int().min(1).max(31).default(7),
   retentionFull: z.number().int().min(1).max(52).default(4),
   drillMaxAgeHours: z.number().int().min(1).max(24 * 14).default(26),
+  dailyAt: z.string().regex(TIME_OF_DAY, { error: 'expected a UTC time of day as "HH:MM", like "03:15"' }).default("03:15"),
+  drillAt: z.string().regex(TIME_OF_DAY, { error: 'expected a UTC time of day as "HH:MM", like "05:30"' }).default("05:30"),
 });
 export type BackupConfig = z.infer<typeof backupSchema>;
 
@@ -70,7 +74,7 @@ export const plainConfigSchema = z.strictObject({
   sshKeys: z.array(z.string().regex(SSH_PUBLIC_KEY, { error: "expected an SSH public key line like \"ssh-ed25519 AAAA... you@laptop\"" })).min(1),
   hosts: z.strictObject({ primary: hostSchema, secondary: hostSchema.optional() }),
   versions: versionsSchema,
-  backup: backupSchema.default({ fullEveryDays: 7, retentionFull: 4, drillMaxAgeHours: 26 }),
+  backup: backupSchema.default({ fullEveryDays: 7, retentionFull: 4, drillMaxAgeHours: 26, dailyAt: "03:15", drillAt: "05:30" }),
 });
 export type PlainConfig = z.infer<typeof plainConfigSchema>;
 
@@ -109,4 +113,6 @@ export const EXAMPLES: Record<string, string> = {
   "backup.fullEveryDays": "7",
   "backup.retentionFull": "4",
   "backup.drillMaxAgeHours": "26",
+  "backup.dailyAt": "03:15",
+  "backup.drillAt": "05:30",
 };

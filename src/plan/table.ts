@@ -37,6 +37,8 @@ export function describeInput(value: unknown): string | undefined {
     return parts.every((p) => p !== undefined) ? `[${parts.join(",")}]` : `[${value.length} items]`;
   }
   if (typeof value === "object") {
+    // Assets and archives (uploads) serialize as markers; their content is what the triggers hash.
+    if ("__pulumiArchive" in value || "__pulumiAsset" in value) return "<archive>";
     const inner = Object.entries(value as Record<string, unknown>)
       .map(([k, v]) => [k, describeInput(v)] as const)
       .filter(([, v]) => v !== undefined);

@@ -33,7 +33,7 @@ describe("coopctl plan", () => {
     expect(r.stdout).toMatch(/^provider:hcloud\s+hcloud\s+-\s+token=\[secret\]$/m);
     expect(r.stdout).not.toMatch(/offline-placeholder|PRIVATE KEY/);
     const count = Number(/(\d+) resources would be created/.exec(r.stdout)?.[1]);
-    const rows = r.stdout.split("\n").filter((l) => /^(provider|socialcoop|hcloud|digitalocean|cloudflare):/.test(l));
+    const rows = r.stdout.split("\n").filter((l) => /^(provider|socialcoop|hcloud|digitalocean|cloudflare|command):/.test(l));
     expect(rows).toHaveLength(count);
   });
 

@@ -1,0 +1,203 @@
+// Backup: pgBackRest (WAL archiving, full + differential backups) and restic on the database host, the
+// repositories on the repository host, the timers, and the restore drill as the hook of `pulumi up`.
+import * as command from "@pulumi/command";
+import * as pulumi from "@pulumi/pulumi";
+import type { BackupConfig } from "../src/config/schema";
+import type { HostConnection } from "./host";
+import {
+  REMOTE_SCRIPTS_DIR,
+  ScriptParams,
+  folderHash,
+  scriptEnvironment,
+  scriptsFolderArchive,
+  scriptsHash,
+  sudoScript,
+  uploadPath,
+} from "./lib/script";
+
+export interface BackupHost {
+  /** How commands reach the host (secret: holds the deploy key). */
+  readonly connection: pulumi.Input<HostConnection>;
+  /** The address the other host reaches it at for backup traffic (SSH). */
+  readonly address: pulumi.Input<string>;
+}
+
+export interface BackupArgs {
+  /** The host running PostgreSQL, Redis and the media: it archives WAL and runs backup.sh. */
+  readonly db: BackupHost;
+  /** The host holding the pgBackRest and restic repositories: it runs drill.sh. */
+  readonly repo: BackupHost;
+  /** The sudo user the connections log in as (uploads land in its home). */
+  readonly adminUser: string;
+  /** PostgreSQL major version on the database host. */
+  readonly pgVersion: number;
+  /** The stack's `backup` config. */
+  readonly backup: BackupConfig;
+  /** restic repository passphrase (secret). */
+  readonly resticPassword?: pulumi.Input<string>;
+  /** pgBackRest repository passphrase (secret). */
+  readonly pgbackrestCipherPass?: pulumi.Input<string>;
+  /** Secret key of the S3 repository (secret); required with `backup.s3`. */
+  readonly s3SecretAccessKey?: pulumi.Input<string>;
+}
+
+/** The problems of a BackupArgs, each naming the fields involved; empty when it is usable. */
+export function backupArgsProblems(args: BackupArgs): string[] {
+  const out: string[] = [];
+  if (args.resticPassword === undefined) out.push("resticPassword: missing; the restic repositories cannot be opened without it");
+  if (args.pgbackrestCipherPass === undefined) out.push("pgbackrestCipherPass: missing; the pgBackRest repositories are encrypted with it");
+  if (args.backup.s3 && args.s3SecretAccessKey === undefined) out.push("s3SecretAccessKey: missing while backup.s3 is set");
+  return out;
+}
+
+/** The two lines install-backup.sh prints on stdout: this host's backup user key and SSH host key. */
+export interface PeerKeys {
+  readonly publicKey: string;
+  readonly hostKey: string;
+}
+
+/**
+ * Reads install-backup.sh's stdout. Undefined stdout (an offline run under mocks, which has no command
+ * output) yields empty keys, which the script treats as "not known yet"; real output without the keys
+ * is an error, since going on would leave backups unable to connect.
+ */
+export function parsePeerKeys(stdout: string | undefined): PeerKeys {
+  if (stdout === undefined) return { publicKey: "", hostKey: "" };
+  const publicKey = /^backup-user-key (ssh-ed25519 [A-Za-z0-9+/=]+)$/m.exec(stdout)?.[1];
+  const hostKey = /^host-key (\S+ [A-Za-z0-9+/=]+)$/m.exec(stdout)?.[1];
+  if (!publicKey || !hostKey) throw new Error("install-backup.sh printed no backup-user-key/host-key lines; see its output");
+  return { publicKey, hostKey };
+}
+
+/** The drill runs through its systemd unit (same environment as the daily timer) and shows that run's log. */
+export const DRILL_COMMAND = [
+  "rc=0",
+  "sudo systemctl start coop-drill.service || rc=$?",
+  'sudo journalctl --no-pager -o cat _SYSTEMD_INVOCATION_ID="$(systemctl show -p InvocationID --value coop-drill.service)"',
+  'exit "$rc"',
+].join("; ");
+
+/** A first backup, so that the first drill has something to restore; later ones come from the timers. */
+export const INITIAL_BACKUP_COMMAND = DRILL_COMMAND.replace(/coop-drill/g, "coop-backup");
+
+/** Sorted-key JSON, so a trigger never churns on key order. */
+function stableJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) =>
+    v && typeof v === "object" && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)))
+      : v,
+  );
+}
+
+export class Backup extends pulumi.ComponentResource {
+  /** The restore drill on the repository host. Every later change on that host must `dependsOn` it. */
+  public readonly drill: command.remote.Command;
+  /** install-backup.sh on each host (the repository host runs it twice: the second pass trusts the db host's key). */
+  public readonly installs: readonly command.remote.Command[];
+  /** Where backups go (no credentials): the repository host's folders and the S3 bucket. */
+  public readonly repositories: pulumi.Output<string[]>;
+
+  constructor(name: string, args: BackupArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("socialcoop:backup:Backup", name, {}, opts);
+    const problems = backupArgsProblems(args);
+    if (problems.length > 0) throw new Error(`backup: ${problems.join("; ")}`);
+
+    const uploadHash = folderHash();
+    const remotePath = uploadPath(args.adminUser, uploadHash);
+    const upload = (role: string, host: BackupHost) =>
+      new command.remote.CopyToRemote(
+        `${name}-${role}-scripts`,
+        { connection: host.connection, source: scriptsFolderArchive(), remotePath, triggers: [uploadHash] },
+        { parent: this },
+      );
+    const dbScripts = upload("db", args.db);
+    const repoScripts = upload("repo", args.repo);
+
+    const b = args.backup;
+    const common: ScriptParams = {
+      scriptsFrom: remotePath,
+      scriptsDir: REMOTE_SCRIPTS_DIR,
+      pgVersion: String(args.pgVersion),
+      retentionFull: String(b.retentionFull),
+      fullEveryDays: String(b.fullEveryDays),
+      backupAt: b.dailyAt,
+      drillAt: b.drillAt,
+      s3Endpoint: b.s3?.endpoint,
+      s3Bucket: b.s3?.bucket,
+      s3Region: b.s3?.region,
+      s3AccessKeyId: b.s3?.accessKeyId,
+      // Secrets: passed as the secret Outputs they are; they reach the host only in the environment.
+      resticPassword: args.resticPassword,
+      pgbackrestCipherPass: args.pgbackrestCipherPass,
+      s3SecretAccessKey: b.s3 ? args.s3SecretAccessKey : undefined,
+    };
+    const installHash = scriptsHash(["install-backup.sh"]);
+    const settings = stableJson({ pgVersion: args.pgVersion, backup: b });
+    const install = (
+      role: string,
+      host: BackupHost,
+      params: ScriptParams,
+      dependsOn: pulumi.Resource[],
+    ): command.remote.Command => {
+      const environment = scriptEnvironment({ ...common, ...params });
+      return new command.remote.Command(
+        `${name}-${role}`,
+        {
+          connection: host.connection,
+          create: sudoScript("install-backup.sh", environment),
+          environment,
+          // install-backup.sh logs paths and steps and prints public keys; it never prints a secret.
+          logging: "stdoutAndStderr",
+          addPreviousOutputInEnv: false,
+          triggers: [installHash, settings],
+        },
+        { parent: this, dependsOn },
+      );
+    };
+
+    // Each side needs the other's public keys, which exist only once its install ran: repo, db, repo again.
+    const repoInstall = install("repo-install", args.repo, { backupRole: "repo", peerHost: args.db.address }, [repoScripts]);
+    const repoKeys = repoInstall.stdout.apply(parsePeerKeys);
+    const dbInstall = install(
+      "db-install",
+      args.db,
+      { backupRole: "db", peerHost: args.repo.address, peerPublicKey: repoKeys.publicKey, peerHostKey: repoKeys.hostKey },
+      [dbScripts, repoInstall],
+    );
+    const dbKeys = dbInstall.stdout.apply(parsePeerKeys);
+    const repoTrust = install(
+      "repo-trust",
+      args.repo,
+      { backupRole: "repo", peerHost: args.db.address, peerPublicKey: dbKeys.publicKey, peerHostKey: dbKeys.hostKey },
+      [repoInstall, dbInstall],
+    );
+
+    const initialBackup = new command.remote.Command(
+      `${name}-initial-backup`,
+      // No triggers: it runs when first created; the timers take over from there.
+      { connection: args.db.connection, create: INITIAL_BACKUP_COMMAND, logging: "stdoutAndStderr", addPreviousOutputInEnv: false },
+      { parent: this, dependsOn: [dbInstall, repoTrust] },
+    );
+
+    this.drill = new command.remote.Command(
+      `${name}-drill`,
+      {
+        connection: args.repo.connection,
+        create: DRILL_COMMAND,
+        // drill.sh writes only its log and result (counts, timings, labels); no secret.
+        logging: "stdoutAndStderr",
+        addPreviousOutputInEnv: false,
+        triggers: [scriptsHash(["drill.sh", "backup.sh"]), installHash, settings],
+      },
+      { parent: this, dependsOn: [repoInstall, dbInstall, repoTrust, initialBackup] },
+    );
+    this.installs = [repoInstall, dbInstall, repoTrust];
+
+    this.repositories = pulumi.all([args.repo.address]).apply(([repoAddress]) => {
+      const repos = [`pgbackrest: ${repoAddress}:/srv/backup/pgbackrest`, `restic: sftp:${repoAddress}:/srv/backup/restic`];
+      if (b.s3) repos.push(`pgbackrest: ${b.s3.endpoint}/${b.s3.bucket}/pgbackrest`, `restic: s3:${b.s3.endpoint}/${b.s3.bucket}/restic`);
+      return repos;
+    });
+    this.registerOutputs({ drill: this.drill, installs: this.installs, repositories: this.repositories });
+  }
+}

@@ -1,0 +1,252 @@
+import { cpSync, mkdtempSync, appendFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DRILL_COMMAND, backupArgsProblems, parsePeerKeys } from "../../../components/backup";
+import { SCRIPTS_DIR, envName, folderHash, scriptClosure, scriptEnvironment, scriptsHash, sudoScript } from "../../../components/lib/script";
+import { ConfigError } from "../../../src/config/problems";
+import { parseStackConfig } from "../../../src/config/parse";
+import type { BackupConfig } from "../../../src/config/schema";
+import type { OfflineRun, RecordedResource } from "../../../src/plan/offline";
+import { isSecretValue } from "../../../src/plan/offline";
+import { renderTable } from "../../../src/plan/table";
+import { SECRET_VALUES, alphaConfig, prodConfig, toRaw } from "../../support/stack-config";
+import { ofType, one, planFor, plainStrings } from "../../support/offline";
+
+const COMMAND = "command:remote:Command";
+const COPY = "command:remote:CopyToRemote";
+const S3 = { endpoint: "https://s3.eu-central-003.backblazeb2.com", bucket: "socialcoop-backups", region: "eu-central-003", accessKeyId: "003abcdef" };
+
+function prodWithS3() {
+  const cfg = prodConfig();
+  cfg.backup = { s3: S3 };
+  return cfg;
+}
+
+let prod: OfflineRun;
+let prodAgain: OfflineRun;
+let s3: OfflineRun;
+let alpha: OfflineRun;
+
+beforeAll(async () => {
+  prod = await planFor(prodConfig());
+  prodAgain = await planFor(prodConfig());
+  s3 = await planFor(prodWithS3());
+  alpha = await planFor(alphaConfig());
+});
+
+/** The value of a recorded input, looking through secret wrappers. */
+function reveal(v: unknown): unknown {
+  return isSecretValue(v) ? reveal(v.value) : v;
+}
+const env = (r: RecordedResource) => reveal(r.inputs.environment) as Record<string, unknown>;
+
+/** Whether `needle` occurs in `value` only inside secret wrappers, and occurs at all. */
+function onlyInsideSecrets(value: unknown, needle: string): { present: boolean; plain: boolean } {
+  return {
+    present: JSON.stringify(value).includes(JSON.stringify(needle).slice(1, -1)),
+    plain: plainStrings(value).some((s) => s.includes(needle)),
+  };
+}
+
+describe("Backup component resources", () => {
+  it("uploads the scripts to both hosts and runs install-backup.sh on repo, db, repo again, all children of prod-backup", () => {
+    expect(one(prod, "socialcoop:backup:Backup", "prod-backup").parent).toBeUndefined();
+    for (const name of ["prod-backup-db-scripts", "prod-backup-repo-scripts"]) {
+      const copy = one(prod, COPY, name);
+      expect(copy.parent).toBe("prod-backup");
+      expect(copy.inputs.remotePath).toMatch(/^\/home\/coop\/\.coop-scripts\/[0-9a-f]{16}$/);
+    }
+    const roles = { "prod-backup-repo-install": "repo", "prod-backup-db-install": "db", "prod-backup-repo-trust": "repo" };
+    for (const [name, role] of Object.entries(roles)) {
+      const cmd = one(prod, COMMAND, name);
+      expect(cmd.parent, name).toBe("prod-backup");
+      expect(cmd.parentType).toBe("socialcoop:backup:Backup");
+      expect(env(cmd).COOP_BACKUP_ROLE).toBe(role);
+      expect(cmd.inputs.logging).toBe("stdoutAndStderr");
+    }
+  });
+
+  it("each install runs on its own host, pointed at the other host", () => {
+    const ip = (host: string) => prod.outputs[`${host}Ipv4`] as string;
+    const hostOf = (r: RecordedResource) => (reveal(r.inputs.connection) as { host: string }).host;
+    const repoInstall = one(prod, COMMAND, "prod-backup-repo-install");
+    const dbInstall = one(prod, COMMAND, "prod-backup-db-install");
+    expect(hostOf(repoInstall)).toBe(ip("secondary"));
+    expect(env(repoInstall).COOP_PEER_HOST).toBe(ip("primary"));
+    expect(hostOf(dbInstall)).toBe(ip("primary"));
+    expect(env(dbInstall).COOP_PEER_HOST).toBe(ip("secondary"));
+    expect(hostOf(one(prod, COMMAND, "prod-backup-drill"))).toBe(ip("secondary"));
+  });
+
+  it("the drill runs on the secondary after every install and the initial backup (recorded dependsOn)", () => {
+    const drill = one(prod, COMMAND, "prod-backup-drill");
+    expect(drill.parent).toBe("prod-backup");
+    expect(drill.dependsOn).toEqual(
+      expect.arrayContaining(["prod-backup-repo-install", "prod-backup-db-install", "prod-backup-repo-trust", "prod-backup-initial-backup"]),
+    );
+    expect(drill.inputs.create).toBe(DRILL_COMMAND);
+    expect(one(prod, COMMAND, "prod-backup-db-install").dependsOn).toEqual(expect.arrayContaining(["prod-backup-db-scripts", "prod-backup-repo-install"]));
+    expect(one(prod, COMMAND, "prod-backup-repo-trust").dependsOn).toEqual(expect.arrayContaining(["prod-backup-repo-install", "prod-backup-db-install"]));
+    expect(one(prod, COMMAND, "prod-backup-repo-install").dependsOn).toContain("prod-backup-repo-scripts");
+  });
+
+  it("a stack without a secondary (alpha) declares no backup", () => {
+    expect(alpha.resources.filter((r) => r.name.includes("backup"))).toEqual([]);
+    expect(alpha.outputs.backupRepositories).toBeUndefined();
+  });
+
+  it("the command text names parameters only; values travel in the environment", () => {
+    for (const name of ["prod-backup-repo-install", "prod-backup-db-install", "prod-backup-repo-trust"]) {
+      const cmd = one(s3, COMMAND, name);
+      expect(cmd.inputs.create).toMatch(/^sudo --preserve-env=(COOP_[A-Z0-9_]+,)*COOP_[A-Z0-9_]+ bash "\$COOP_SCRIPTS_FROM"\/install-backup\.sh$/);
+      const names = String(cmd.inputs.create).replace(/^sudo --preserve-env=([^ ]+) .*$/, "$1").split(",");
+      expect(names).toEqual(Object.keys(env(cmd)).sort());
+    }
+  });
+});
+
+describe("backup secrets stay secret", () => {
+  const secretEnv: [string, keyof typeof SECRET_VALUES][] = [
+    ["COOP_RESTIC_PASSWORD", "resticPassword"],
+    ["COOP_PGBACKREST_CIPHER_PASS", "pgbackrestCipherPass"],
+    ["COOP_S3_SECRET_ACCESS_KEY", "s3SecretAccessKey"],
+  ];
+
+  it("restic password, cipher pass and S3 key reach every install command, only inside secrets", () => {
+    for (const name of ["prod-backup-repo-install", "prod-backup-db-install", "prod-backup-repo-trust"]) {
+      const cmd = one(s3, COMMAND, name);
+      expect(isSecretValue(cmd.inputs.environment), `${name}.environment`).toBe(true);
+      for (const [key, secret] of secretEnv) {
+        expect(env(cmd)[key], `${name} ${key}`).toBe(SECRET_VALUES[secret]);
+        expect(onlyInsideSecrets(cmd.inputs, SECRET_VALUES[secret]), `${name} ${key}`).toEqual({ present: true, plain: false });
+      }
+    }
+  });
+
+  it("without backup.s3 no S3 parameter is passed at all", () => {
+    const cmd = one(prod, COMMAND, "prod-backup-db-install");
+    expect(Object.keys(env(cmd)).filter((k) => k.startsWith("COOP_S3_"))).toEqual([]);
+  });
+
+  it("every backup command and upload gets the deploy key only inside its secret connection", () => {
+    const line = SECRET_VALUES.sshPrivateKey.split("\n")[1];
+    const backupResources = [...ofType(s3, COMMAND), ...ofType(s3, COPY)];
+    expect(backupResources).toHaveLength(7);
+    for (const r of backupResources) {
+      expect(isSecretValue(r.inputs.connection), `${r.name}.connection`).toBe(true);
+      expect(onlyInsideSecrets(r.inputs, line), r.name).toEqual({ present: true, plain: false });
+    }
+  });
+
+  it("no secret value appears in plain text in any recorded input or the plan table", () => {
+    for (const run of [prod, s3]) {
+      const plain = run.resources.flatMap((r) => plainStrings(r.inputs)).join("\n");
+      const table = renderTable(run.resources);
+      for (const [key, value] of Object.entries(SECRET_VALUES)) {
+        const needles = key === "sshPrivateKey" ? value.split("\n").filter((l) => l.length > 40) : [value];
+        for (const n of needles) {
+          expect(plain.includes(n), `${key} leaked in inputs`).toBe(false);
+          expect(table.includes(n), `${key} leaked in the table`).toBe(false);
+        }
+      }
+      expect(table).toMatch(/prod-backup-db-install .*environment=\[secret\]/);
+    }
+  });
+
+  it("the environment helper keeps a secret Output secret and names every key COOP_*", async () => {
+    const e = scriptEnvironment({ resticPassword: pulumi.secret("x"), peerHost: "h", skipped: undefined });
+    expect(Object.keys(e)).toEqual(["COOP_PEER_HOST", "COOP_RESTIC_PASSWORD"]);
+    expect(await pulumi.isSecret(e.COOP_RESTIC_PASSWORD as pulumi.Output<string>)).toBe(true);
+    expect(envName("s3SecretAccessKey")).toBe("COOP_S3_SECRET_ACCESS_KEY");
+    expect(envName("pgbackrestCipherPass")).toBe("COOP_PGBACKREST_CIPHER_PASS");
+    expect(() => envName("COOP_X")).toThrow(/camelCase/);
+    expect(() => sudoScript("x.sh", { PATH: "" })).toThrow(/not COOP_/);
+  });
+});
+
+describe("triggers", () => {
+  let copy: string;
+  beforeAll(() => {
+    copy = mkdtempSync(join(tmpdir(), "coop-scripts-"));
+    cpSync(SCRIPTS_DIR, copy, { recursive: true });
+  });
+  afterAll(() => rmSync(copy, { recursive: true, force: true }));
+
+  it("are the same in two runs with the same config", () => {
+    for (const r of [...ofType(prod, COMMAND), ...ofType(prod, COPY)]) {
+      const again = one(prodAgain, r.type, r.name);
+      expect(again.inputs.triggers, r.name).toEqual(r.inputs.triggers);
+      if (r.inputs.create !== undefined) expect(again.inputs.create).toBe(r.inputs.create);
+    }
+    expect(one(prod, COMMAND, "prod-backup-db-install").inputs.triggers).toEqual([scriptsHash(["install-backup.sh"]), expect.any(String)]);
+  });
+
+  it("follow the scripts a command needs: install-backup.sh sources common.sh and its library", () => {
+    expect(scriptClosure("install-backup.sh")).toEqual(["install-backup.sh", "lib/backup-install.sh", "lib/common.sh"]);
+    expect(scriptsHash(["install-backup.sh"])).toBe(scriptsHash(["install-backup.sh"]));
+    expect(scriptsHash(["install-backup.sh"], copy)).toBe(scriptsHash(["install-backup.sh"]));
+  });
+
+  it("change when a script the command needs changes, and only then", () => {
+    const install = scriptsHash(["install-backup.sh"], copy);
+    const drill = scriptsHash(["drill.sh", "backup.sh"], copy);
+    const folder = folderHash(copy);
+    appendFileSync(join(copy, "lib", "backup-install.sh"), "\n# changed\n");
+    expect(scriptsHash(["install-backup.sh"], copy)).not.toBe(install);
+    expect(scriptsHash(["drill.sh", "backup.sh"], copy)).toBe(drill);
+    expect(folderHash(copy)).not.toBe(folder);
+    appendFileSync(join(copy, "lib", "common.sh"), "\n# changed\n");
+    expect(scriptsHash(["drill.sh", "backup.sh"], copy)).not.toBe(drill);
+  });
+
+  it("change with the backup config", async () => {
+    const cfg = prodConfig();
+    cfg.backup = { retentionFull: 5 };
+    const changed = await planFor(cfg);
+    const before = one(prod, COMMAND, "prod-backup-repo-install").inputs.triggers as unknown[];
+    const after = one(changed, COMMAND, "prod-backup-repo-install").inputs.triggers as unknown[];
+    expect(after[0]).toBe(before[0]);
+    expect(after[1]).not.toBe(before[1]);
+    expect(env(one(changed, COMMAND, "prod-backup-repo-install")).COOP_RETENTION_FULL).toBe("5");
+  });
+});
+
+describe("backup inputs", () => {
+  it("install-backup.sh's key lines are parsed; their absence in real output is an error", () => {
+    const out = "backup-user-key ssh-ed25519 AAAAC3Nz+/=\nhost-key ssh-ed25519 AAAAHOST\n";
+    expect(parsePeerKeys(out)).toEqual({ publicKey: "ssh-ed25519 AAAAC3Nz+/=", hostKey: "ssh-ed25519 AAAAHOST" });
+    expect(parsePeerKeys(undefined)).toEqual({ publicKey: "", hostKey: "" });
+    expect(() => parsePeerKeys("nothing here")).toThrow(/backup-user-key/);
+  });
+
+  it("Backup refuses missing passphrases and S3 without its secret key, naming the fields", () => {
+    const backup = { fullEveryDays: 7, retentionFull: 4, drillMaxAgeHours: 26, dailyAt: "03:15", drillAt: "05:30", s3: S3 } as BackupConfig;
+    const host = { connection: { host: "h", port: 22, user: "u", privateKey: "k" }, address: "h" };
+    expect(backupArgsProblems({ db: host, repo: host, adminUser: "coop", pgVersion: 15, backup })).toEqual([
+      expect.stringMatching(/^resticPassword: missing/),
+      expect.stringMatching(/^pgbackrestCipherPass: missing/),
+      expect.stringMatching(/^s3SecretAccessKey: missing while backup.s3 is set/),
+    ]);
+  });
+
+  it("schedule keys are checked with their key path and fix", () => {
+    const cfg = prodConfig();
+    cfg.backup = { dailyAt: "3am", drillAt: "25:00" };
+    let error: unknown;
+    try {
+      parseStackConfig(toRaw(cfg));
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const problems = (error as ConfigError).problems.map((p) => `${p.path}: ${p.message} | ${p.fix}`);
+    expect(problems).toEqual([
+      expect.stringMatching(/^backup\.dailyAt: expected a UTC time of day as "HH:MM".*\| pulumi config set --path 'backup\.dailyAt' 03:15$/),
+      expect.stringMatching(/^backup\.drillAt: expected a UTC time of day as "HH:MM".*\| pulumi config set --path 'backup\.drillAt' 05:30$/),
+    ]);
+    const ok = parseStackConfig(toRaw(prodConfig()));
+    expect(ok.backup).toMatchObject({ dailyAt: "03:15", drillAt: "05:30" });
+  });
+});
