@@ -2,6 +2,7 @@
 type Command = { summary: string; load: () => Promise<{ main(argv: string[]): Promise<number> }> };
 
 const COMMANDS: Record<string, Command> = {
+  rehearse: { summary: "backup → restore drill on this machine, no cloud account (npm start)", load: () => import("./rehearse") },
   plan: { summary: "print what `pulumi up` would create for a stack (offline)", load: () => import("./plan") },
   behind: { summary: "how far the deployed versions are behind upstream releases", load: () => import("./behind") },
   cost: { summary: "monthly cost of a stack on Hetzner Cloud vs DigitalOcean", load: () => import("./cost") },

@@ -40,7 +40,7 @@ export interface BackupRig {
   /** The COOP_* environment every script gets. */
   readonly env: Readonly<Record<string, string>>;
   /** Runs scripts/<name> as root with the rig's environment plus `extra`; never throws on exit codes. */
-  script(name: string, extra?: Record<string, string>): Promise<ScriptRun>;
+  script(name: string, extra?: Record<string, string>, onStderr?: (chunk: string) => void): Promise<ScriptRun>;
   /** psql against the source database. */
   sql(query: string): Promise<string>;
   stop(): Promise<void>;
@@ -199,8 +199,8 @@ export async function startBackupRig(opts: BackupRigOptions = {}): Promise<Backu
       COOP_TEXTFILE_DIR: join(dir, "textfile"),
     };
 
-    const script = async (name: string, extra: Record<string, string> = {}): Promise<ScriptRun> => {
-      const r = await run("bash", [join(SCRIPTS_DIR, name)], { env: { ...env, ...extra }, allowFailure: true, timeoutMs: 600_000 });
+    const script = async (name: string, extra: Record<string, string> = {}, onStderr?: (chunk: string) => void): Promise<ScriptRun> => {
+      const r = await run("bash", [join(SCRIPTS_DIR, name)], { env: { ...env, ...extra }, allowFailure: true, timeoutMs: 3_600_000, onStderr });
       return { ...r, output: `${r.stdout}${r.stderr}` };
     };
     return {

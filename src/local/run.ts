@@ -11,6 +11,8 @@ export interface RunOptions {
   readonly timeoutMs?: number;
   /** Resolve with the result instead of throwing on a non-zero exit. */
   readonly allowFailure?: boolean;
+  /** Called with each chunk of stderr as it arrives (progress of long work). */
+  readonly onStderr?: (chunk: string) => void;
 }
 
 export interface RunResult {
@@ -50,7 +52,10 @@ export function run(cmd: string, args: readonly string[] = [], opts: RunOptions 
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on("data", (b: Buffer) => out.push(b));
-    child.stderr.on("data", (b: Buffer) => err.push(b));
+    child.stderr.on("data", (b: Buffer) => {
+      err.push(b);
+      opts.onStderr?.(b.toString("utf8"));
+    });
     child.on("error", reject);
     child.on("close", (code, signal) => {
       const result = {
