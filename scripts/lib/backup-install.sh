@@ -77,13 +77,14 @@ render_pgbr_db() {
     "log-path=${COOP_BACKUP_HOME}/log" \
     "log-level-console=warn" \
     "log-level-file=info" \
-    "compress-type=zst"
+    "compress-type=lz4"
   render_pgbr_s3
   printf '\n'
   render_pg_section
 }
 
 # Repository side: repo1 is local and encrypted; backups pull from the database host over SSH.
+# lz4: restores are CPU-bound on small hosts and lz4 restored fastest of gz/zst/lz4/none (docs/bench-ttr.md).
 render_pgbr_repo() {
   printf '%s\n' "# Managed by install-backup.sh (repository side); edits are overwritten." "[global]" \
     "repo1-path=${COOP_REPO_PATH}" \
@@ -97,7 +98,7 @@ render_pgbr_repo() {
     "log-path=${COOP_BACKUP_HOME}/log" \
     "log-level-console=warn" \
     "log-level-file=info" \
-    "compress-type=zst"
+    "compress-type=lz4"
   render_pgbr_s3
   printf '\n'
   render_pg_section

@@ -140,6 +140,9 @@ export async function startBackupRig(opts: BackupRigOptions = {}): Promise<Backu
         "repo1-cipher-type=aes-256-cbc",
         `repo1-cipher-pass=${secrets.cipherPass}`,
         "repo1-retention-full=2",
+        // As install-backup.sh configures hosts: lz4 restored fastest (docs/bench-ttr.md).
+        "compress-type=lz4",
+        "process-max=2",
         "start-fast=y",
         `cmd-ssh=${repoSsh}`,
         ...common(repoSide),
