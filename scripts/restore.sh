@@ -14,6 +14,7 @@
 #   COOP_RESTORE_REDIS_RDB          where to put the Redis dump (empty: leave it under FILES_TO)
 #   COOP_REDIS_OS_USER [redis]      owner of the placed dump
 #   COOP_RESTORE_TIMEOUT [3600]     seconds allowed for start and WAL replay
+#   COOP_RESTORE_START [yes]        no: leave the cluster stopped, for its own service (pg_ctlcluster) to start
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -38,6 +39,8 @@ restore_env_defaults() {
   COOP_RESTORE_REDIS_RDB="${COOP_RESTORE_REDIS_RDB:-}"
   COOP_REDIS_OS_USER="${COOP_REDIS_OS_USER:-redis}"
   COOP_RESTORE_TIMEOUT="${COOP_RESTORE_TIMEOUT:-3600}"
+  COOP_RESTORE_START="${COOP_RESTORE_START:-yes}"
+  [[ "${COOP_RESTORE_START}" =~ ^(yes|no)$ ]] || die "COOP_RESTORE_START must be yes or no (found '${COOP_RESTORE_START}')"
   MARKER="${COOP_RESTORE_PG_DATA%/}.coop-restore"
 }
 
@@ -57,6 +60,10 @@ restore_database() {
 }
 
 start_database() {
+  if [[ "${COOP_RESTORE_START}" == no ]]; then
+    log_info "not starting the restored cluster (COOP_RESTORE_START=no): start it with its service; it replays WAL to the target, then promotes"
+    return 0
+  fi
   pg_start_at "${COOP_RESTORE_PG_DATA}" "${COOP_RESTORE_PORT}" "${COOP_RESTORE_SOCKET}" "${COOP_RESTORE_TIMEOUT}"
   log_info "restored cluster is up on port ${COOP_RESTORE_PORT} (socket ${COOP_RESTORE_SOCKET})"
 }
