@@ -6,7 +6,9 @@
 import { buildBehindReport, formatBehindReport, VersionError, type DeployedVersions } from "../reports/behind";
 import { defaultIo, EXIT_FETCH, EXIT_USAGE, parseFlags, type CliIo } from "../reports/cli-support";
 import { FetchError } from "../reports/http";
-import { readStackKey, StackFileError } from "../reports/stack-file";
+import { ConfigError } from "../config/problems";
+import { parseConfigKey } from "../config/parse";
+import { readStackFile } from "../plan/stack-file";
 import { endpointsFromEnv, fetchUpstream } from "../reports/upstream";
 
 const USAGE = "coopctl behind [--stack prod] [--json]";
@@ -25,10 +27,10 @@ export async function main(argv: string[], ioOverrides: Partial<CliIo> = {}): Pr
   }
   let deployed: DeployedVersions;
   try {
-    deployed = toDeployedVersions(readStackKey(io.rootDir, flags.stack, "socialcoop:versions"));
+    deployed = parseConfigKey("versions", readStackFile(flags.stack, io.rootDir).values.versions);
   } catch (err) {
-    if (!(err instanceof StackFileError)) throw err;
-    io.err(`coopctl behind: ${err.message}\n`);
+    const where = err instanceof ConfigError ? `Pulumi.${flags.stack}.yaml: ` : "";
+    io.err(`coopctl behind: ${where}${(err as Error).message}\n`);
     return EXIT_USAGE;
   }
   try {
@@ -45,19 +47,4 @@ export async function main(argv: string[], ioOverrides: Partial<CliIo> = {}): Pr
     io.err(`coopctl behind: ${err.message}\n`);
     return EXIT_FETCH;
   }
-}
-
-/** Checks only the fields this command reads; config.ts's schema will take over this job. */
-function toDeployedVersions(value: unknown): DeployedVersions {
-  const v = value as Record<string, unknown>;
-  const problems: string[] = [];
-  if (typeof v !== "object" || v === null) throw new StackFileError('socialcoop:versions: expected an object like {"mastodon": "v4.3.8", "postgres": 15}');
-  for (const key of ["mastodon", "hometown", "synapse"] as const) {
-    if (v[key] !== undefined && typeof v[key] !== "string") problems.push(`socialcoop:versions.${key}: expected a release tag string`);
-  }
-  if (v.postgres !== undefined && typeof v.postgres !== "number" && typeof v.postgres !== "string") {
-    problems.push("socialcoop:versions.postgres: expected a major version like 15");
-  }
-  if (problems.length > 0) throw new StackFileError(problems.join("; "));
-  return v as DeployedVersions;
 }

@@ -7,7 +7,9 @@
 import { defaultIo, EXIT_FETCH, EXIT_USAGE, parseFlags, type CliIo } from "../reports/cli-support";
 import { buildCostReport, CostError, fetchDigitalOceanPrices, fetchHetznerPrices, formatCostReport, type StackHosts } from "../reports/cost";
 import { FetchError } from "../reports/http";
-import { readStackKey, StackFileError } from "../reports/stack-file";
+import { ConfigError } from "../config/problems";
+import { parseConfigKey } from "../config/parse";
+import { StackFileMissing, readStackFile } from "../plan/stack-file";
 
 const USAGE = "coopctl cost [--stack prod] [--json]";
 
@@ -32,8 +34,7 @@ export async function main(argv: string[], ioOverrides: Partial<CliIo> = {}): Pr
     return EXIT_USAGE;
   }
   try {
-    const hosts = readStackKey(io.rootDir, flags.stack, "socialcoop:hosts") as StackHosts;
-    if (typeof hosts?.primary !== "object") throw new StackFileError("socialcoop:hosts: expected an object with a primary host");
+    const hosts: StackHosts = parseConfigKey("hosts", readStackFile(flags.stack, io.rootDir).values.hosts);
     const [hz, dO] = await Promise.all([
       fetchHetznerPrices(io.env.HCLOUD_TOKEN as string, io.env.COOP_HCLOUD_API || undefined),
       fetchDigitalOceanPrices(io.env.DIGITALOCEAN_TOKEN as string, io.env.COOP_DIGITALOCEAN_API || undefined),
@@ -42,8 +43,8 @@ export async function main(argv: string[], ioOverrides: Partial<CliIo> = {}): Pr
     io.out(flags.json ? JSON.stringify({ stack: flags.stack, ...report }, null, 2) + "\n" : formatCostReport(report, flags.stack));
     return 0;
   } catch (err) {
-    if (err instanceof StackFileError || err instanceof CostError) {
-      io.err(`coopctl cost: ${err.message}\n`);
+    if (err instanceof ConfigError || err instanceof CostError || err instanceof StackFileMissing) {
+      io.err(`coopctl cost: ${err instanceof ConfigError ? `Pulumi.${flags.stack}.yaml: ` : ""}${err.message}\n`);
       return EXIT_USAGE;
     }
     if (!(err instanceof FetchError)) throw err;

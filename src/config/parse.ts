@@ -68,6 +68,23 @@ export function parseStackConfig(raw: RawStackConfig): StackConfig {
   return { ...data, stackName: raw.stackName, secrets: readSecrets(raw) };
 }
 
+/**
+ * Parses one plain key on its own, with the same rules and wording as the whole config: for the
+ * reports, which read one section of a stack file and must not need its secrets.
+ */
+export function parseConfigKey<K extends keyof PlainConfig & string>(key: K, raw: string | undefined): PlainConfig[K] {
+  const problems: ConfigProblem[] = [];
+  const value = raw === undefined ? undefined : OBJECT_KEYS.has(key) ? parseJson(key, raw, problems) : raw;
+  if (problems.length > 0) throw new ConfigError(problems);
+  const schema = plainConfigSchema.shape[key] as unknown as z.ZodType<PlainConfig[K]>;
+  const parsed = schema.safeParse(value, { reportInput: true });
+  if (!parsed.success) {
+    const root = { [key]: value };
+    throw new ConfigError(parsed.error.issues.flatMap((i) => fromZodIssue({ ...i, path: [key, ...i.path] } as z.core.$ZodIssue, root)));
+  }
+  return parsed.data;
+}
+
 function parseJson(key: string, value: string, problems: ConfigProblem[]): unknown {
   try {
     return JSON.parse(value);

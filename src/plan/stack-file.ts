@@ -12,6 +12,14 @@ export interface StackFile extends OfflineConfig {
   readonly placeholders: readonly string[];
 }
 
+/** The stack named on the command line has no Pulumi.<stack>.yaml (or is not a stack name). */
+export class StackFileMissing extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "StackFileMissing";
+  }
+}
+
 export const REPO_ROOT = path.join(__dirname, "..", "..");
 
 export function stackFilePath(stack: string, root = REPO_ROOT): string {
@@ -30,9 +38,9 @@ function placeholder(key: string): string {
 
 export function readStackFile(stack: string, root = REPO_ROOT): StackFile {
   const file = stackFilePath(stack, root);
-  if (!fs.existsSync(file)) {
+  if (!/^[A-Za-z0-9_-]+$/.test(stack) || !fs.existsSync(file)) {
     const known = fs.readdirSync(root).filter((f) => /^Pulumi\.[^.]+\.yaml$/.test(f)).map((f) => f.split(".")[1]);
-    throw new Error(`no stack file ${path.basename(file)}; known stacks: ${known.join(", ") || "none"}`);
+    throw new StackFileMissing(`no stack file Pulumi.${stack}.yaml; known stacks: ${known.join(", ") || "none"}`);
   }
   const doc = (parse(fs.readFileSync(file, "utf8")) ?? {}) as { config?: Record<string, unknown> };
   const values: Record<string, string> = {};

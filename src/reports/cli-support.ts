@@ -1,6 +1,6 @@
 /** What the report commands share: flag parsing with exit code 2 on misuse, and injectable I/O. */
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { REPO_ROOT } from "./stack-file";
+import { REPO_ROOT } from "../plan/stack-file";
 
 export interface CliIo {
   readonly out: (text: string) => void;

@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
-import { parseStackConfig } from "../../../src/config/parse";
+import { parseConfigKey, parseStackConfig } from "../../../src/config/parse";
 import { ConfigError } from "../../../src/config/problems";
 import { SECRET_VALUES, TestConfig, alphaConfig, prodConfig, toRaw } from "../../support/stack-config";
 
@@ -141,5 +141,15 @@ describe("stack config: valid input", () => {
     hosts(cfg).secondary.size = "cpx31";
     const { digitaloceanToken: _unused, ...rest } = SECRET_VALUES;
     expect(() => parseStackConfig(toRaw(cfg, { secrets: rest }))).not.toThrow();
+  });
+});
+
+describe("one key on its own (the reports)", () => {
+  it("parses a section with the same rules and wording as the whole config", () => {
+    expect(parseConfigKey("versions", '{"mastodon": "v4.3.8", "postgres": 15}')).toEqual({ mastodon: "v4.3.8", postgres: 15 });
+    const problems = problemsOf(() => parseConfigKey("versions", '{"mastodon": "4.3.8", "postgres": 9}'));
+    expect(problems.map((p) => p.path).sort()).toEqual(["versions.mastodon", "versions.postgres"]);
+    expect(problems.find((p) => p.path === "versions.postgres")?.fix).toMatch(/--path 'versions.postgres' 15/);
+    expect(problemsOf(() => parseConfigKey("hosts", undefined))[0]).toMatchObject({ path: "hosts", message: "is missing" });
   });
 });

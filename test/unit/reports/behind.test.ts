@@ -211,7 +211,7 @@ describe("coopctl behind", () => {
   it("exits 2 naming the file when the stack has no Pulumi.<stack>.yaml", async () => {
     const r = await run(["--stack", "nosuch"], stackDir(ALL));
     expect(r.code).toBe(2);
-    expect(r.err).toMatch(/Pulumi\.nosuch\.yaml not found/);
+    expect(r.err).toMatch(/no stack file Pulumi\.nosuch\.yaml; known stacks: prod/);
   });
 
   it("exits 3 with the rate-limit fix when GitHub says the limit is used up", async () => {
