@@ -92,7 +92,7 @@ counts_sql() {
 # Writers to the key tables wait (SHARE lock) while they are counted and the restore point is made,
 # so the counts are exactly what a restore to that point holds.
 write_manifest() {
-  local id present counts label sample
+  local id present counts label labels sample
   id="coop-$(date -u +%Y%m%dT%H%M%SZ)"
   present=$(pg_sql "select string_agg(t, ' ') from unnest(string_to_array('${COOP_KEY_TABLES}', ' ')) t where to_regclass(t) is not null")
   [[ -n "${present}" ]] || die "none of the key tables (${COOP_KEY_TABLES}) exist in ${COOP_DB_NAME}"
@@ -108,11 +108,13 @@ SQL
   pg_sql "select pg_switch_wal()" >/dev/null
   pgbr_db check
   label=$(pgbr_latest_label)
+  # Each repository holds its own backup under its own label: the newest of each, by repository number.
+  labels=$(pgbr_repo --output=json info | jq -c '[.[0].backup[] | {(.database."repo-key" | tostring): .label}] | add // {}')
   sample=$(media_sample "${COOP_MEDIA_DIR}" "${COOP_MEDIA_SAMPLE}" | jq -R 'split("  ") | {(.[1]): .[0]}' | jq -s 'add // {}')
   jq -n --arg id "${id}" --arg backup "${label}" --arg stanza "${COOP_STANZA}" --arg db "${COOP_DB_NAME}" \
     --arg app "${COOP_APP_VERSION}" --arg pg "$(pg_sql 'show server_version')" \
-    --argjson tables "${counts}" --argjson sample "${sample}" \
-    '{id: $id, restorePoint: $id, createdAt: (now | todate), stanza: $stanza, backupLabel: $backup,
+    --argjson tables "${counts}" --argjson sample "${sample}" --argjson labels "${labels}" \
+    '{id: $id, restorePoint: $id, createdAt: (now | todate), stanza: $stanza, backupLabel: $backup, backupLabels: $labels,
       database: $db, pgVersion: $pg, appVersion: $app, tables: $tables, media: {sample: $sample}}' |
     write_atomic "$(manifest_dir)/${id}.json"
   printf '%s\n' "${id}" | write_atomic "$(manifest_dir)/pending"
@@ -156,7 +158,7 @@ backup_files() {
     restic_at "${repo}" backup --host coop --tag coop --tag media --tag "${id}" "${COOP_MEDIA_DIR}" >/dev/null
   done < <(restic_repos)
   repo=$(restic_primary_repo)
-  snap=$(restic_at "${repo}" snapshots --json --tag media --tag "${id}" | jq -r 'sort_by(.time) | .[-1].short_id')
+  snap=$(restic_at "${repo}" snapshots --json --tag "media,${id}" | jq -r 'sort_by(.time) | .[-1].short_id')
   stats=$(restic_file_totals "${repo}" "${snap}")
   jq --argjson s "${stats}" --arg snap "${snap}" --arg dir "${COOP_MEDIA_DIR}" \
     '.media.files = $s.files | .media.bytes = $s.bytes | .media.snapshot = $snap | .media.dir = $dir' \

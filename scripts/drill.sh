@@ -75,7 +75,9 @@ fetch_manifest() {
   restic_at "${repo}" dump "${snap}" "${path}" | write_atomic "${MANIFEST}"
   local label
   label=$(jq -r .backupLabel "${MANIFEST}")
-  pgbr_repo --output=json info | jq -e --arg l "${label}" '.[0].backup | map(.label) | index($l)' >/dev/null ||
+  # One label per pgBackRest repository (each holds its own backup); any of them present will do.
+  pgbr_repo --output=json info |
+    jq -e --slurpfile m "${MANIFEST}" '[.[0].backup[].label] as $have | [$m[0].backupLabels[]?, $m[0].backupLabel] | any(. as $l | $have | index($l))' >/dev/null ||
     die "manifest $(jq -r .id "${MANIFEST}") names pgBackRest backup ${label}, which the repository no longer has"
   log_info "newest backup: manifest $(jq -r .id "${MANIFEST}"), pgBackRest ${label}, restic snapshot ${snap}"
 }
@@ -114,7 +116,10 @@ verify_media() {
   local repo snap media_dir rel expected actual
   local -a includes=() bad=()
   repo=$(restic_primary_repo)
-  snap=$(jq -r .media.snapshot "${MANIFEST}")
+  # Snapshot IDs differ between repositories: find this backup's media snapshot by its tags
+  # (one --tag with a comma list means both tags; repeated --tag options mean either).
+  snap=$(restic_at "${repo}" snapshots --json --tag "media,$(jq -r .id "${MANIFEST}")" | jq -r 'sort_by(.time) | .[-1].short_id // empty')
+  [[ -n "${snap}" ]] || die "no media snapshot tagged $(jq -r .id "${MANIFEST}") in restic repository ${repo%%:*}"
   media_dir=$(jq -r .media.dir "${MANIFEST}")
   # The structure check first: it names a missing or damaged pack, which a failed restore would not.
   while read -r repo; do restic_checked "${repo}" check check; done < <(restic_repos)
