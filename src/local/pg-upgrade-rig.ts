@@ -12,7 +12,7 @@
 import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
-import { startBackupRig, type BackupRig, type ScriptRun } from "./backup-rig";
+import { SCRIPTS_DIR, startBackupRig, type BackupRig, type ScriptRun } from "./backup-rig";
 import { onExit, signalPid } from "./lifecycle";
 import { DEBIAN_PG_BIN, psqlAt } from "./postgres";
 import { run } from "./run";
@@ -76,7 +76,8 @@ export interface PgUpgradeRig {
   readonly dataLink: string;
   /** The rig's COOP_* environment plus upgrade-postgres.sh's parameters. */
   readonly env: Readonly<Record<string, string>>;
-  script(name: string, extra?: Record<string, string>, onStderr?: (chunk: string) => void): Promise<ScriptRun>;
+  /** Runs scripts/<name> as root with `env` plus `extra` and the given arguments; never throws on exit codes. */
+  script(name: string, extra?: Record<string, string>, args?: readonly string[]): Promise<ScriptRun>;
   /** psql (Debian's 15) against the instance's database on whichever cluster the stable path holds. */
   sql(query: string, db?: string): Promise<string>;
   /** The data directory the stable path points at. */
@@ -160,7 +161,10 @@ export async function startPgUpgradeRig(): Promise<PgUpgradeRig> {
     newData,
     dataLink,
     env,
-    script: (name, extra = {}, onStderr) => rig.script(name, { ...env, ...extra }, onStderr),
+    script: async (name, extra = {}, args = []) => {
+      const r = await run("bash", [join(SCRIPTS_DIR, name), ...args], { env: { ...env, ...extra }, allowFailure: true, timeoutMs: 3_600_000 });
+      return { ...r, output: `${r.stdout}${r.stderr}` };
+    },
     sql: (query, db = rig.database) => psqlAt(DEBIAN_PG_BIN, pg.socketDir, pg.port, db, query),
     linkTarget: () => readlinkSync(dataLink),
     postmasterPid: pidOf,

@@ -1,0 +1,86 @@
+# shellcheck shell=bash
+# Helpers of upgrade-postgres.sh (sourced after common.sh and pg.sh): the cluster layout, starting and
+# stopping each major with its own binaries, and the way back to the old cluster.
+#
+# Layout: each major has its own data directory (COOP_PG_OLD_DATA, COOP_PG_NEW_DATA); a stable path
+# COOP_PG_DATA_LINK is a symlink to the live one. pgBackRest's pg1-path (database and repository side)
+# and pg_ctl use the stable path, so the upgrade switches the cluster by moving one symlink and no
+# configuration on either host changes with the major. Configuration files live in the data directory.
+
+pgu_major_of_bin() {
+  "$1/pg_ctl" --version | sed -nE 's/.* ([0-9]+)(\.[0-9]+)?.*/\1/p'
+}
+
+# The data directory the stable path points at (empty when it is no symlink).
+pgu_link_target() { readlink "${COOP_PG_DATA_LINK}" || true; }
+
+# Repoint the stable path atomically: a crash leaves either the old or the new link, never none.
+pgu_point_link() {
+  ln -sfn "$1" "${COOP_PG_DATA_LINK}.coop-tmp"
+  mv -Tf "${COOP_PG_DATA_LINK}.coop-tmp" "${COOP_PG_DATA_LINK}"
+}
+
+# The port in a running cluster's postmaster.pid (4th line), or nothing.
+pgu_running_port() {
+  [[ -f "$1/postmaster.pid" ]] && sed -n 4p "$1/postmaster.pid"
+  return 0
+}
+
+pgu_accepts() { psql_at "${COOP_PG_SOCKET}" "${COOP_PG_PORT}" postgres "select 1" >/dev/null 2>&1; }
+
+# pgu_start BIN: start the cluster behind the stable path with that major's binaries. The postmaster
+# outlives this script, so it must not inherit the operation's lock.
+pgu_start() {
+  local bin="$1"
+  run_unlocked as_pg "${bin}/pg_ctl" -D "${COOP_PG_DATA_LINK}" -l "${COOP_PG_LOG_FILE}" -w -t "${COOP_PG_START_TIMEOUT}" start >/dev/null ||
+    die "PostgreSQL $(pgu_major_of_bin "${bin}") did not start from ${COOP_PG_DATA_LINK}: $(tail -n 5 "${COOP_PG_LOG_FILE}" 2>/dev/null)"
+}
+
+# pgu_stop BIN DATA: stop a cluster with the binaries of its own major.
+pgu_stop() { COOP_PG_BIN="$1" pg_stop_dir "$2"; }
+
+# pgu_failure_lines OUTPUT: the failed check and its explanation (pg_upgrade prints them after
+# "fatal"), else the lines that name an error.
+pgu_failure_lines() {
+  local found
+  found=$(sed -n '/fatal$/,$p' <<<"$1" | grep -v '^$' | head -n 12 | paste -sd ' ' || true)
+  printf '%s' "${found:-$(error_lines "$1")}"
+}
+
+# Keep pg_upgrade's own logs (and the list of problem columns a failed check names) out of the new data
+# directory, which a rollback removes.
+pgu_keep_logs() {
+  [[ -d "${COOP_PG_NEW_DATA}/pg_upgrade_output.d" ]] || return 0
+  rm -rf "${WORK_DIR}/pg_upgrade_output.d"
+  cp -a "${COOP_PG_NEW_DATA}/pg_upgrade_output.d" "${WORK_DIR}/pg_upgrade_output.d"
+}
+
+# The way back before the point of no return: stop whatever pg_upgrade left running, give the old
+# cluster back its pg_control (pg_upgrade --link renames it to keep the old cluster from starting once
+# files are linked), point the stable path at it, remove the new cluster, start the old one. Returns
+# non-zero (never dies: it runs from the EXIT trap) when the old cluster is not back.
+pgu_rollback() {
+  if [[ -f "${STARTED_MARK}" ]]; then
+    log_error "the new cluster has been started (${STARTED_MARK}): the old one cannot be used again; no rollback"
+    return 1
+  fi
+  log_warn "rolling back to PostgreSQL ${OLD_MAJOR} at ${COOP_PG_OLD_DATA}"
+  pgu_keep_logs || true
+  pgu_stop "${COOP_PG_NEW_BIN}" "${COOP_PG_NEW_DATA}"
+  # pg_upgrade runs the old cluster on its own port; a normally running old cluster stays up.
+  if [[ -n "$(pgu_running_port "${COOP_PG_OLD_DATA}")" && "$(pgu_running_port "${COOP_PG_OLD_DATA}")" != "${COOP_PG_PORT}" ]]; then
+    pgu_stop "${COOP_PG_OLD_BIN}" "${COOP_PG_OLD_DATA}"
+  fi
+  if [[ -f "${COOP_PG_OLD_DATA}/global/pg_control.old" && ! -f "${COOP_PG_OLD_DATA}/global/pg_control" ]]; then
+    as_pg mv "${COOP_PG_OLD_DATA}/global/pg_control.old" "${COOP_PG_OLD_DATA}/global/pg_control" || return 1
+  fi
+  pgu_point_link "${COOP_PG_OLD_DATA}" || return 1
+  # Only a new cluster this script made (it marks it before creating it) is removed.
+  [[ -f "${NEW_MARK}" ]] && rm -rf "${COOP_PG_NEW_DATA}"
+  rm -f "${NEW_MARK}" "${UPGRADE_MARK}"
+  if [[ ! -f "${COOP_PG_OLD_DATA}/postmaster.pid" ]]; then
+    run_unlocked as_pg "${COOP_PG_OLD_BIN}/pg_ctl" -D "${COOP_PG_DATA_LINK}" -l "${COOP_PG_LOG_FILE}" -w \
+      -t "${COOP_PG_START_TIMEOUT}" start >/dev/null 2>&1 || return 1
+  fi
+  pgu_accepts
+}
