@@ -38,6 +38,7 @@
 #                                     volume beyond the size of the restore point
 #   COOP_DRILL_RESULTS_DIR [/var/lib/coop/drills]  where drill.sh wrote last.json
 #   COOP_DRILL_MAX_AGE_HOURS [26]     the last passing drill must be at most this old
+#   COOP_REQUIRE_DRILL [1]            0: skip the drill check (alpha: a restore of prod, without backups of its own)
 #   COOP_SKIP_OLDER [0]               1: a target older than `current` is a finished hop (exit 0), not a refusal
 #   COOP_HEALTH_TIMEOUT [120]         seconds the new (or, on rollback, the previous) release has to pass
 #   COOP_KEEP_RELEASES [3]            release folders kept (current and previous always)

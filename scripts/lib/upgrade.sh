@@ -48,12 +48,24 @@ check_disk() {
     die "the restore point copies the database (${db_mb} MB) but ${data_dir}'s volume has ${pg_free} MB free (need ${db_mb} + ${COOP_MIN_FREE_MB} MB)"
 }
 
+# The drill runs on the repository host; the `pulumi up` chain hands its result over in
+# COOP_DRILL_RESULT_JSON, a host timer leaves it in COOP_DRILL_RESULTS_DIR/last.json.
 check_drill() {
-  local file="${COOP_DRILL_RESULTS_DIR}/last.json" finished age_s
-  [[ -f "${file}" ]] || die "no restore drill result (${file}): run drill.sh first; a backup counts only once it has been restored"
-  jq -e '.ok == true' "${file}" >/dev/null ||
-    die "the last restore drill failed ($(jq -r '.reason // "no reason recorded"' "${file}")): fix the backups before upgrading"
-  finished=$(jq -r '.finishedAt | fromdateiso8601' "${file}" 2>/dev/null) || die "${file} has no valid finishedAt"
+  local file="${COOP_DRILL_RESULTS_DIR}/last.json" result finished age_s
+  if [[ "${COOP_REQUIRE_DRILL:-1}" == 0 ]]; then
+    log_warn "no restore drill required (COOP_REQUIRE_DRILL=0: a stack without a backup repository of its own)"
+    return 0
+  fi
+  if [[ -n "${COOP_DRILL_RESULT_JSON:-}" ]]; then
+    result="${COOP_DRILL_RESULT_JSON}"
+    file="the drill result handed over by the upgrade chain"
+  else
+    [[ -f "${file}" ]] || die "no restore drill result (${file}): run drill.sh first; a backup counts only once it has been restored"
+    result=$(cat "${file}")
+  fi
+  jq -e '.ok == true' <<<"${result}" >/dev/null ||
+    die "the last restore drill failed ($(jq -r '.reason // "no reason recorded"' <<<"${result}" 2>/dev/null)): fix the backups before upgrading"
+  finished=$(jq -r '.finishedAt | fromdateiso8601' <<<"${result}" 2>/dev/null) || die "${file} has no valid finishedAt"
   age_s=$(($(date +%s) - finished))
   ((age_s <= COOP_DRILL_MAX_AGE_HOURS * 3600)) ||
     die "the last passing restore drill finished $((age_s / 3600)) hours ago (limit COOP_DRILL_MAX_AGE_HOURS=${COOP_DRILL_MAX_AGE_HOURS}): run drill.sh first"

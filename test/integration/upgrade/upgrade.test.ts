@@ -68,6 +68,10 @@ describe("upgrade-app.sh", () => {
     rig.recordDrill(false);
     r = await rig.script("upgrade-app.sh", ["v1.3.0"]);
     expect(r.output).toContain("the last restore drill failed (verify: row counts differ)");
+    // The chain hands over the repository host's result; a failed one there refuses too.
+    const failed = JSON.stringify({ ok: false, finishedAt: new Date().toISOString(), reason: "restore: pgBackRest restore failed" });
+    r = await rig.script("upgrade-app.sh", ["v1.3.0"], { COOP_DRILL_RESULT_JSON: failed });
+    expect(r.output).toContain("the last restore drill failed (restore: pgBackRest restore failed)");
     rig.recordDrill(true);
     r = await rig.script("upgrade-app.sh", ["v1.3.0"], { COOP_MIN_FREE_MB: "999999999" });
     expect(r.output).toMatch(/MB free under .*COOP_MIN_FREE_MB asks for 999999999 MB/);
@@ -76,6 +80,12 @@ describe("upgrade-app.sh", () => {
     const holder = spawn("bash", ["-c", `exec 9>>"${lock}"; flock 9; echo 4242 > "${lock}"; exec sleep 30`], { stdio: "ignore" });
     try {
       await new Promise((resolve) => setTimeout(resolve, 300));
+      // Alpha has no backups of its own: the chain turns the drill check off there, and it says so.
+      rig.recordDrill(false);
+      r = await rig.script("upgrade-app.sh", ["v1.3.0"], { COOP_REQUIRE_DRILL: "0" });
+      expect(r.output).toContain("no restore drill required (COOP_REQUIRE_DRILL=0");
+      expect(r.output).toContain("backup is running (pid 4242)");
+      rig.recordDrill(true);
       r = await rig.script("upgrade-app.sh", ["v1.3.0"]);
       expect(r.output).toContain("backup is running (pid 4242)");
     } finally {

@@ -130,10 +130,11 @@ describe("backup secrets stay secret", () => {
     expect(Object.keys(env(cmd)).filter((k) => k.startsWith("COOP_S3_"))).toEqual([]);
   });
 
-  it("every backup command and upload gets the deploy key only inside its secret connection", () => {
+  it("every command and upload gets the deploy key only inside its secret connection", () => {
     const line = SECRET_VALUES.sshPrivateKey.split("\n")[1];
-    const backupResources = [...ofType(s3, COMMAND), ...ofType(s3, COPY)];
-    expect(backupResources).toHaveLength(7);
+    const commands = [...ofType(s3, COMMAND), ...ofType(s3, COPY)];
+    expect(commands.filter((r) => r.parent === "prod-backup")).toHaveLength(7);
+    const backupResources = commands;
     for (const r of backupResources) {
       expect(isSecretValue(r.inputs.connection), `${r.name}.connection`).toBe(true);
       expect(onlyInsideSecrets(r.inputs, line), r.name).toEqual({ present: true, plain: false });
