@@ -134,7 +134,7 @@ ensure_users() {
     for d in "${COOP_REPO_PATH}" "${COOP_RESTIC_REPO_PATH}"; do
       install -d -m 0750 -o "${COOP_REPO_OS_USER}" -g "${COOP_REPO_OS_USER}" "${d}"
     done
-    for d in "${COOP_BACKUP_HOME}/drill-lock" "${COOP_BACKUP_HOME}/drill-log"; do
+    for d in "${COOP_BACKUP_HOME}/drill-lock" "${COOP_BACKUP_HOME}/drill-log" "${COOP_BACKUP_HOME}/drill-spool"; do
       install -d -m 0750 -o "${COOP_PG_OS_USER}" -g "${COOP_PG_OS_USER}" "${d}"
     done
   fi

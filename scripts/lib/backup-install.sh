@@ -118,6 +118,7 @@ render_pgbr_drill() {
     "repo1-cipher-pass=${CIPHER_PASS}" \
     "lock-path=${COOP_BACKUP_HOME}/drill-lock" \
     "log-path=${COOP_BACKUP_HOME}/drill-log" \
+    "spool-path=${COOP_BACKUP_HOME}/drill-spool" \
     "log-level-console=warn" \
     "log-level-file=info"
   printf '\n'
