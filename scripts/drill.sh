@@ -92,9 +92,10 @@ drill_sql() { psql_at "${COOP_DRILL_DIR}/sock" "${COOP_DRILL_PORT}" "$(jq -r .da
 
 verify_database() {
   local out
-  out=$(as_pg "${COOP_PG_BIN}/pg_amcheck" -h "${COOP_DRILL_DIR}/sock" -p "${COOP_DRILL_PORT}" -U postgres \
+  # One job per core: the check reads every heap and index page and dominates the verify phase.
+  out=$(as_pg "${COOP_PG_BIN}/pg_amcheck" -h "${COOP_DRILL_DIR}/sock" -p "${COOP_DRILL_PORT}" -U postgres --jobs="$(nproc)" \
     --install-missing --heapallindexed -d "$(jq -r .database "${MANIFEST}")" 2>&1) ||
-    die "pg_amcheck found corruption: $(tail -n 5 <<<"${out}")"
+    die "pg_amcheck found corruption: $(error_lines "${out}")"
   local table expected found
   local -a mismatches=()
   while read -r table expected; do
