@@ -181,17 +181,11 @@ on_exit() {
   local code=$?
   ((code == 0)) && return 0
   trap - EXIT
-  write_result false "${COOP_DRILL_FAILURE:-drill failed (exit ${code}); see the log above}" >/dev/null 2>&1 || true
+  write_result false "${COOP_DIE_REASON:-drill failed (exit ${code}); see the log above}" >/dev/null 2>&1 || true
   remove_scratch || true
   # A failed drill is over, not interrupted: the next run starts from the beginning.
   rm -f "${COOP_STATE_FILE}"
   exit "${code}"
-}
-
-die() {
-  COOP_DRILL_FAILURE="${COOP_CURRENT_STEP:+${COOP_CURRENT_STEP}: }$*"
-  log_error "${COOP_DRILL_FAILURE}"
-  exit 1
 }
 
 main() {

@@ -62,6 +62,16 @@ render_pg_section() {
     "pg1-socket-path=${COOP_PG_SOCKET}"
 }
 
+# Options both sides share. lz4: restores are CPU-bound on small hosts and lz4 restored fastest of
+# gz/zst/lz4/none (docs/bench-ttr.md).
+render_pgbr_common() {
+  printf '%s\n' \
+    "log-path=${COOP_BACKUP_HOME}/log" \
+    "log-level-console=warn" \
+    "log-level-file=info" \
+    "compress-type=lz4"
+}
+
 # Database side: WAL goes to the repository host over SSH (it holds repo1's passphrase), and straight
 # to S3 when configured (which needs repo2's passphrase here).
 render_pgbr_db() {
@@ -73,18 +83,14 @@ render_pgbr_db() {
     "cmd-ssh=${SSH_WRAPPER}" \
     "archive-async=y" \
     "spool-path=${COOP_BACKUP_HOME}/spool" \
-    "lock-path=${COOP_BACKUP_HOME}/lock" \
-    "log-path=${COOP_BACKUP_HOME}/log" \
-    "log-level-console=warn" \
-    "log-level-file=info" \
-    "compress-type=lz4"
+    "lock-path=${COOP_BACKUP_HOME}/lock"
+  render_pgbr_common
   render_pgbr_s3
   printf '\n'
   render_pg_section
 }
 
 # Repository side: repo1 is local and encrypted; backups pull from the database host over SSH.
-# lz4: restores are CPU-bound on small hosts and lz4 restored fastest of gz/zst/lz4/none (docs/bench-ttr.md).
 render_pgbr_repo() {
   printf '%s\n' "# Managed by install-backup.sh (repository side); edits are overwritten." "[global]" \
     "repo1-path=${COOP_REPO_PATH}" \
@@ -94,11 +100,8 @@ render_pgbr_repo() {
     "cmd-ssh=${SSH_WRAPPER}" \
     "start-fast=y" \
     "process-max=2" \
-    "lock-path=${COOP_BACKUP_HOME}/lock" \
-    "log-path=${COOP_BACKUP_HOME}/log" \
-    "log-level-console=warn" \
-    "log-level-file=info" \
-    "compress-type=lz4"
+    "lock-path=${COOP_BACKUP_HOME}/lock"
+  render_pgbr_common
   render_pgbr_s3
   printf '\n'
   render_pg_section

@@ -28,8 +28,10 @@ _log() {
 log_info() { _log INFO "$@"; }
 log_warn() { _log WARN "$@"; }
 log_error() { _log ERROR "$@"; }
+# The reason is kept in COOP_DIE_REASON for an EXIT trap that records why the run failed.
 die() {
-  log_error "${COOP_CURRENT_STEP:+step $COOP_CURRENT_STEP: }$*"
+  COOP_DIE_REASON="${COOP_CURRENT_STEP:+$COOP_CURRENT_STEP: }$*"
+  log_error "${COOP_CURRENT_STEP:+step }${COOP_DIE_REASON}"
   exit 1
 }
 

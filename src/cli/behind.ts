@@ -4,7 +4,7 @@
  * 2: wrong usage or stack file; 3: an upstream API could not be read.
  */
 import { buildBehindReport, formatBehindReport, VersionError, type DeployedVersions } from "../reports/behind";
-import { defaultIo, EXIT_FETCH, EXIT_USAGE, parseFlags, type CliIo } from "../reports/cli-support";
+import { STACK_REPORT_FLAGS, defaultIo, EXIT_FETCH, EXIT_USAGE, parseFlags, type CliIo } from "../reports/cli-support";
 import { FetchError } from "../reports/http";
 import { ConfigError } from "../config/problems";
 import { parseConfigKey } from "../config/parse";
@@ -15,11 +15,7 @@ const USAGE = "coopctl behind [--stack prod] [--json]";
 
 export async function main(argv: string[], ioOverrides: Partial<CliIo> = {}): Promise<number> {
   const io = defaultIo(ioOverrides);
-  const flags = parseFlags("behind", USAGE, argv, {
-    stack: { type: "string", default: "prod" },
-    json: { type: "boolean", default: false },
-    help: { type: "boolean", short: "h", default: false },
-  } as const, io);
+  const flags = parseFlags("behind", USAGE, argv, STACK_REPORT_FLAGS, io);
   if (flags === null) return EXIT_USAGE;
   if (flags.help) {
     io.out(`usage: ${USAGE}\nreads socialcoop:versions from Pulumi.<stack>.yaml; env GITHUB_TOKEN, COOP_GITHUB_API, COOP_MASTODON_UPDATE_API, COOP_POSTGRES_VERSIONS_URL\n`);

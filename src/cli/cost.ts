@@ -4,7 +4,7 @@
  * and never printed. Exit 0: report printed; 2: wrong usage, stack file or missing token; 3: an API
  * could not be read.
  */
-import { defaultIo, EXIT_FETCH, EXIT_USAGE, parseFlags, type CliIo } from "../reports/cli-support";
+import { STACK_REPORT_FLAGS, defaultIo, EXIT_FETCH, EXIT_USAGE, parseFlags, type CliIo } from "../reports/cli-support";
 import { buildCostReport, CostError, fetchDigitalOceanPrices, fetchHetznerPrices, formatCostReport, type StackHosts } from "../reports/cost";
 import { FetchError } from "../reports/http";
 import { ConfigError } from "../config/problems";
@@ -15,11 +15,7 @@ const USAGE = "coopctl cost [--stack prod] [--json]";
 
 export async function main(argv: string[], ioOverrides: Partial<CliIo> = {}): Promise<number> {
   const io = defaultIo(ioOverrides);
-  const flags = parseFlags("cost", USAGE, argv, {
-    stack: { type: "string", default: "prod" },
-    json: { type: "boolean", default: false },
-    help: { type: "boolean", short: "h", default: false },
-  } as const, io);
+  const flags = parseFlags("cost", USAGE, argv, STACK_REPORT_FLAGS, io);
   if (flags === null) return EXIT_USAGE;
   if (flags.help) {
     io.out(`usage: ${USAGE}\nreads socialcoop:hosts from Pulumi.<stack>.yaml; env HCLOUD_TOKEN, DIGITALOCEAN_TOKEN, COOP_HCLOUD_API, COOP_DIGITALOCEAN_API\n`);

@@ -1,6 +1,7 @@
-import { mkdtempSync, rmSync, chownSync, readFileSync } from "node:fs";
+import { mkdtempSync, rmSync, chownSync, existsSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { waitFor } from "./net";
 
 /**
  * Cleanups that must also run if a test file dies without reaching afterAll. Node's "exit" event
@@ -74,4 +75,31 @@ export function stopOnce(stop: () => Promise<void>, exitCleanup: () => void): ()
     stopping ??= stop().finally(unregister);
     return stopping;
   };
+}
+
+export function readPidFile(pidFile: string): number | undefined {
+  if (!existsSync(pidFile)) return undefined;
+  const pid = Number(readFileSync(pidFile, "utf8").trim());
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+/**
+ * stop() for a daemon that writes a pid file: SIGTERM, SIGKILL if it lingers past 10 s, then its folder
+ * goes. The exit-time last resort sends `exitSignal` (nginx needs SIGTERM: a killed master leaves its
+ * workers serving the port).
+ */
+export function pidFileStop(what: string, pidFile: string, folder: TempDir, exitSignal: NodeJS.Signals = "SIGKILL"): () => Promise<void> {
+  return stopOnce(
+    async () => {
+      const pid = readPidFile(pidFile);
+      if (pid && signalPid(pid, "SIGTERM")) {
+        await waitFor(`${what} ${pid} to exit`, () => !isAlive(pid), 10_000).catch(() => signalPid(pid, "SIGKILL"));
+      }
+      folder.remove();
+    },
+    () => {
+      signalPid(readPidFile(pidFile), exitSignal);
+      folder.remove();
+    },
+  );
 }

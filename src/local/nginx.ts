@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { run, type RunResult } from "./run";
 import { freePort, isPortOpen, waitFor } from "./net";
-import { makeTempDir, signalPid, isAlive, stopOnce } from "./lifecycle";
+import { makeTempDir, pidFileStop } from "./lifecycle";
 import { ensureUser, DEFAULT_TEST_USER } from "./users";
 
 export interface NginxContext {
@@ -33,11 +33,6 @@ export interface NginxServer {
   stop(): Promise<void>;
 }
 
-function readPid(pidFile: string): number | undefined {
-  if (!existsSync(pidFile)) return undefined;
-  const pid = Number(readFileSync(pidFile, "utf8").trim());
-  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-}
 
 export async function startNginx(opts: NginxOptions): Promise<NginxServer> {
   const user = await ensureUser(opts.user ?? DEFAULT_TEST_USER);
@@ -75,18 +70,7 @@ ${body}
   // -e: Debian's build opens /var/log/nginx/error.log before reading the config, which an unprivileged user cannot.
   const nginx = (args: readonly string[]) => run("nginx", ["-p", dir, "-c", configPath, "-e", errorLog, ...args], asUser);
 
-  const killNow = () => {
-    // SIGTERM (fast shutdown), not SIGKILL: a killed master leaves its workers serving the port.
-    signalPid(readPid(pidFile), "SIGTERM");
-    tmp.remove();
-  };
-  const stop = stopOnce(async () => {
-    const pid = readPid(pidFile);
-    if (pid && signalPid(pid, "SIGTERM")) {
-      await waitFor(`nginx ${pid} to exit`, () => !isAlive(pid), 10_000).catch(() => signalPid(pid, "SIGKILL"));
-    }
-    tmp.remove();
-  }, killNow);
+  const stop = pidFileStop("nginx", pidFile, tmp, "SIGTERM");
 
   try {
     await nginx(["-t", "-q"]);

@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { run } from "./run";
 import { freePort, isPortOpen, waitFor } from "./net";
-import { makeTempDir, signalPid, isAlive, stopOnce } from "./lifecycle";
+import { makeTempDir, pidFileStop } from "./lifecycle";
 import { ensureUser, DEFAULT_TEST_USER } from "./users";
 
 export interface RedisOptions {
@@ -26,11 +26,6 @@ export interface RedisServer {
   stop(): Promise<void>;
 }
 
-function readPid(pidFile: string): number | undefined {
-  if (!existsSync(pidFile)) return undefined;
-  const pid = Number(readFileSync(pidFile, "utf8").trim());
-  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-}
 
 export async function startRedis(opts: RedisOptions = {}): Promise<RedisServer> {
   const user = await ensureUser(opts.user ?? DEFAULT_TEST_USER);
@@ -54,17 +49,7 @@ export async function startRedis(opts: RedisOptions = {}): Promise<RedisServer> 
     ].join("\n"),
   );
 
-  const killNow = () => {
-    signalPid(readPid(pidFile), "SIGKILL");
-    tmp.remove();
-  };
-  const stop = stopOnce(async () => {
-    const pid = readPid(pidFile);
-    if (pid && signalPid(pid, "SIGTERM")) {
-      await waitFor(`redis ${pid} to exit`, () => !isAlive(pid), 10_000).catch(() => signalPid(pid, "SIGKILL"));
-    }
-    tmp.remove();
-  }, killNow);
+  const stop = pidFileStop("redis", pidFile, tmp);
 
   try {
     await run("redis-server", [configPath], { asUser: user.name, cwd: tmp.path });

@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync, existsSync, mkdirSync, chownSync, chmodSyn
 import { join } from "node:path";
 import { run } from "./run";
 import { freePort, isPortOpen, waitFor } from "./net";
-import { makeTempDir, signalPid, isAlive, stopOnce } from "./lifecycle";
+import { makeTempDir, pidFileStop } from "./lifecycle";
 import { ensureUser } from "./users";
 
 export interface SshdOptions {
@@ -30,11 +30,6 @@ export interface SshdServer {
   stop(): Promise<void>;
 }
 
-function readPid(pidFile: string): number | undefined {
-  if (!existsSync(pidFile)) return undefined;
-  const pid = Number(readFileSync(pidFile, "utf8").trim());
-  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-}
 
 /** A private sshd on loopback (it runs as root, as sshd must, to log users in). */
 export async function startSshd(opts: SshdOptions): Promise<SshdServer> {
@@ -92,17 +87,7 @@ export async function startSshd(opts: SshdOptions): Promise<SshdServer> {
     ].join("\n"),
   );
 
-  const killNow = () => {
-    signalPid(readPid(pidFile), "SIGKILL");
-    tmp.remove();
-  };
-  const stop = stopOnce(async () => {
-    const pid = readPid(pidFile);
-    if (pid && signalPid(pid, "SIGTERM")) {
-      await waitFor(`sshd ${pid} to exit`, () => !isAlive(pid), 10_000).catch(() => signalPid(pid, "SIGKILL"));
-    }
-    tmp.remove();
-  }, killNow);
+  const stop = pidFileStop("sshd", pidFile, tmp);
 
   try {
     await run("/usr/sbin/sshd", ["-t", "-f", configPath]);

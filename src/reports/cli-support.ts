@@ -29,6 +29,13 @@ export const EXIT_FETCH = 3;
 type Options = NonNullable<ParseArgsConfig["options"]>;
 
 /** Parses flags strictly; returns null after printing the reason and usage when they are wrong. */
+/** The flags every per-stack report takes: which stack, JSON or a table, help. */
+export const STACK_REPORT_FLAGS = {
+  stack: { type: "string", default: "prod" },
+  json: { type: "boolean", default: false },
+  help: { type: "boolean", short: "h", default: false },
+} as const;
+
 export function parseFlags<O extends Options>(command: string, usage: string, argv: string[], options: O, io: CliIo) {
   try {
     const { values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
