@@ -4,17 +4,21 @@
  * every number by hand.
  *
  * Definitions (printed with the report, so nobody has to read this file to trust it):
- * - releases behind: final (non-draft, non-pre-release) upstream releases with a higher version than the
- *   deployed one, on any branch (a backport to the deployed branch counts; one to an older branch does not);
+ * - releases behind: final (non-draft, non-pre-release) upstream releases published by `now` with a higher
+ *   version than the deployed one, on any branch (a backport to the deployed branch counts; one to an older
+ *   branch does not); Hometown's are ordered by the Hometown part, then the Mastodon base;
  * - days behind: calendar days (UTC) since the first of those was published; 0 when up to date;
  * - security release: one whose notes mention "security", a CVE or a GHSA advisory, or that Mastodon's
  *   update check marks `urgent`;
  * - cadence: median days between release days (releases on the same day, e.g. backports to several
  *   branches, count once) over the last 365 days.
+ *
+ * Upstream data that is missing or holds no final release is an error (`FetchError`, exit 3), never
+ * "nothing newer": the comparison below refuses to run without something to compare against.
  */
-import { calendarDays, isoDay, textTable } from "./http";
+import { calendarDays, FetchError, isoDay, textTable } from "./http";
 import type { PostgresMajor, Release, UpdateNotice } from "./upstream";
-import { compareVersions, formatVersion, hometownNewer, parseHometown, parseVersion, type Version } from "./versions";
+import { compareHometown, compareVersions, formatVersion, parseHometown, parseVersion, type HometownVersion, type Version } from "./versions";
 
 export interface DeployedVersions {
   readonly mastodon?: string;
@@ -82,7 +86,7 @@ export const MAX_RELEASES_PER_UPGRADE = 3;
 const DAYS_PER_MONTH = 365.25 / 12;
 
 export const DEFINITIONS: readonly string[] = [
-  "behind: final upstream releases with a higher version than the deployed one (pre-releases and drafts excluded); for PostgreSQL, newer major versions",
+  "behind: final upstream releases published by the report date with a higher version than the deployed one (pre-releases and drafts excluded; Hometown ordered by its own part, then its Mastodon base); for PostgreSQL, newer major versions",
   "days: calendar days (UTC) since the first of those was published",
   "security: notes mention security, a CVE or a GHSA advisory, or Mastodon's update check marks the release urgent; for PostgreSQL, a major past its end of life",
   `cadence: median days between release days over the last ${CADENCE_WINDOW_DAYS} days (same-day releases count once)`,
@@ -112,23 +116,38 @@ interface Parsed<V> {
   readonly version: V;
 }
 
-function finalReleases<V>(releases: readonly Release[], parse: (tag: string) => V | null): Parsed<V>[] {
+/** How one upstream's tags are read and ordered. */
+interface TagOrder<V> {
+  readonly parse: (tag: string) => V | null;
+  readonly compare: (a: V, b: V) => number;
+  /** A tag that says beta or rc: GitHub's prerelease flag is set by hand, the tag is the authority. */
+  readonly isPre: (v: V) => boolean;
+  /** For the note when the deployed tag is not among the releases: "comparing by <by>". */
+  readonly by: string;
+}
+
+const VERSION_TAGS: TagOrder<Version> = {
+  parse: parseVersion, compare: compareVersions, isPre: (v) => v.pre !== null, by: "version number",
+};
+const HOMETOWN_TAGS: TagOrder<HometownVersion> = {
+  parse: parseHometown, compare: compareHometown, isPre: (v) => v.base.pre !== null || v.fork.pre !== null,
+  by: "Hometown part, then Mastodon base",
+};
+
+function finalReleases<V>(releases: readonly Release[], order: TagOrder<V>): Parsed<V>[] {
   const out: Parsed<V>[] = [];
   for (const release of releases) {
     if (release.draft || release.prerelease) continue;
-    const version = parse(release.tag);
-    if (version === null) continue;
-    // GitHub's prerelease flag is set by hand; a tag that says beta or rc is a pre-release regardless.
-    if (isPre(version)) continue;
+    const version = order.parse(release.tag);
+    if (version === null || order.isPre(version)) continue;
     out.push({ release, version });
   }
   return out;
 }
 
-function isPre(v: unknown): boolean {
-  const h = v as { base?: Version; fork?: Version; pre?: string | null };
-  if (h.base && h.fork) return h.base.pre !== null || h.fork.pre !== null;
-  return h.pre !== null && h.pre !== undefined;
+/** Whether `date` (an ISO date or date-time, checked when read) is not after `now`. */
+function notAfter(date: string, now: Date): boolean {
+  return Date.parse(date) <= now.getTime();
 }
 
 export function cadence(releases: readonly Release[], now: Date): Cadence {
@@ -151,110 +170,158 @@ export function median(values: readonly number[]): number | null {
 
 function earliest(releases: readonly Release[]): Release | null {
   let first: Release | null = null;
-  for (const r of releases) if (first === null || r.publishedAt < first.publishedAt) first = r;
+  for (const r of releases) if (first === null || Date.parse(r.publishedAt) < Date.parse(first.publishedAt)) first = r;
   return first;
 }
 
+interface Comparison<V> {
+  /** Every final release fetched, also those published after `now`. */
+  readonly finals: readonly Parsed<V>[];
+  /** Final releases published by `now` with a higher version than the deployed one, in version order. */
+  readonly newer: readonly Parsed<V>[];
+  /** The highest final release published by `now`. */
+  readonly latest: Parsed<V> | null;
+  readonly daysBehind: number;
+  readonly cadence: Cadence;
+  readonly notes: readonly string[];
+}
+
 /**
- * A version-ordered comparison of one deployed tag with one upstream (Mastodon or Synapse; also the
- * Mastodon base of a Hometown tag). `notices` are the update check's answer for the deployed version.
+ * The one comparison of a deployed tag with an upstream's GitHub releases (Mastodon, Synapse, Hometown,
+ * Hometown's Mastodon base). With no final release to compare against (the list missing, empty, or only
+ * pre-releases and unreadable tags) it throws: that is an upstream error, not "nothing newer".
+ */
+function compareTags<V>(args: {
+  repo: string;
+  releases: readonly Release[] | undefined;
+  deployedTag: string;
+  deployed: V;
+  order: TagOrder<V>;
+  now: Date;
+}): Comparison<V> {
+  const { order, now } = args;
+  const fetched = args.releases ?? [];
+  const finals = finalReleases(fetched, order);
+  if (finals.length === 0) {
+    const what = args.releases === undefined ? "none were fetched"
+      : fetched.length === 0 ? "GitHub listed none"
+        : `none of the ${fetched.length} listed is a final release with a version tag`;
+    throw new FetchError(`GitHub releases of ${args.repo}: ${what}, so there is nothing to compare ${args.deployedTag} with ` +
+      `(missing data, not "nothing newer"). Fix: check that https://github.com/${args.repo}/releases lists releases ` +
+      "(a renamed or moved repository) and that COOP_GITHUB_API points at the GitHub API, then re-run.");
+  }
+  const known = finals.filter((p) => notAfter(p.release.publishedAt, now)).sort((a, b) => order.compare(a.version, b.version));
+  const newer = known.filter((p) => order.compare(p.version, args.deployed) > 0);
+  const notes: string[] = [];
+  if (!known.some((p) => order.compare(p.version, args.deployed) === 0)) {
+    notes.push(`${args.deployedTag} is not among the upstream releases fetched; comparing by ${order.by}`);
+  }
+  const first = earliest(newer.map((p) => p.release));
+  return {
+    finals,
+    newer,
+    latest: known.length > 0 ? known[known.length - 1] : null,
+    daysBehind: first ? Math.max(0, calendarDays(first.publishedAt, now)) : 0,
+    cadence: cadence(known.map((p) => p.release), now),
+    notes,
+  };
+}
+
+/**
+ * A deployed Mastodon or Synapse tag (or the Mastodon base of a Hometown tag) against its upstream.
+ * `notices` are the update check's answer for the deployed version.
  */
 function compareWithUpstream(args: {
   component: ComponentName;
   upstream: string;
   deployedTag: string;
   deployed: Version;
-  releases: readonly Release[];
+  releases: readonly Release[] | undefined;
   notices: readonly UpdateNotice[];
   now: Date;
 }): ComponentRow {
-  const finals = finalReleases(args.releases, parseVersion);
-  const newer = finals.filter((p) => compareVersions(p.version, args.deployed) > 0);
-  const latest = finals.reduce<Parsed<Version> | null>((best, p) => (best === null || compareVersions(p.version, best.version) > 0 ? p : best), null);
+  const c = compareTags({ repo: args.upstream, releases: args.releases, deployedTag: args.deployedTag, deployed: args.deployed, order: VERSION_TAGS, now: args.now });
   const security = new Map<string, { publishedAt: string | null; sources: string[] }>();
-  const byVersion = new Map(newer.map((p) => [formatVersion(p.version), p]));
-  for (const p of newer) {
+  for (const p of c.newer) {
     if (mentionsSecurity(p.release.body)) security.set(formatVersion(p.version), { publishedAt: p.release.publishedAt, sources: ["release notes"] });
   }
+  const released = new Map(c.finals.map((p) => [formatVersion(p.version), p.release]));
   for (const n of args.notices) {
     const v = parseVersion(n.version);
     if (!n.urgent || v === null || compareVersions(v, args.deployed) <= 0) continue;
     const key = formatVersion(v);
-    const entry = security.get(key) ?? { publishedAt: byVersion.get(key)?.release.publishedAt ?? null, sources: [] };
+    const release = released.get(key);
+    // Today's update check also names releases that came after a `--now` in the past.
+    if (release && !notAfter(release.publishedAt, args.now)) continue;
+    const entry = security.get(key) ?? { publishedAt: release?.publishedAt ?? null, sources: [] };
     entry.sources.push("update check (urgent)");
     security.set(key, entry);
   }
-  const notes: string[] = [];
-  if (!finals.some((p) => compareVersions(p.version, args.deployed) === 0)) {
-    notes.push(`${args.deployedTag} is not among the upstream releases fetched; comparing by version number`);
-  }
-  const first = earliest(newer.map((p) => p.release));
   return {
     component: args.component,
     upstream: args.upstream,
     deployed: args.deployedTag,
-    latest: latest?.release.tag ?? null,
+    latest: c.latest?.release.tag ?? null,
     behindUnit: "releases",
-    behind: newer.length,
-    daysBehind: first ? Math.max(0, calendarDays(first.publishedAt, args.now)) : 0,
-    missedReleases: sortTags(newer),
+    behind: c.newer.length,
+    daysBehind: c.daysBehind,
+    missedReleases: c.newer.map((p) => p.release.tag),
     securityMissed: [...security.entries()]
       .sort(([a], [b]) => compareVersions(parseVersion(a) as Version, parseVersion(b) as Version))
       .map(([version, e]) => ({ version: `v${version}`, publishedAt: e.publishedAt, sources: e.sources })),
-    cadence: cadence(finals.map((p) => p.release), args.now),
-    notes,
+    cadence: c.cadence,
+    notes: c.notes,
   };
 }
 
-function sortTags(list: readonly Parsed<Version>[]): string[] {
-  return [...list].sort((a, b) => compareVersions(a.version, b.version)).map((p) => p.release.tag);
-}
-
-function hometownRow(deployedTag: string, releases: readonly Release[], now: Date): ComponentRow {
+function hometownRow(deployedTag: string, releases: readonly Release[] | undefined, now: Date): ComponentRow {
   const deployed = parseHometown(deployedTag);
   if (deployed === null) throw new VersionError(`versions.hometown: ${JSON.stringify(deployedTag)} is not a Hometown tag like v4.5.11+hometown-1.2.1`);
-  const finals = finalReleases(releases, parseHometown);
-  const newer = finals.filter((p) => hometownNewer(p.version, deployed));
-  const latest = finals.reduce<Parsed<NonNullable<ReturnType<typeof parseHometown>>> | null>((best, p) => {
-    if (best === null) return p;
-    const fork = compareVersions(p.version.fork, best.version.fork);
-    return fork > 0 || (fork === 0 && compareVersions(p.version.base, best.version.base) > 0) ? p : best;
-  }, null);
-  const first = earliest(newer.map((p) => p.release));
+  const upstream = "hometown-fork/hometown";
+  const c = compareTags({ repo: upstream, releases, deployedTag, deployed, order: HOMETOWN_TAGS, now });
   const notes: string[] = [];
+  const latest = c.latest?.version;
   if (latest) {
-    notes.push(`Hometown part ${formatVersion(deployed.fork)} → ${formatVersion(latest.version.fork)}; ` +
-      `Mastodon base ${formatVersion(deployed.base)} → ${formatVersion(latest.version.base)} in Hometown's latest release`);
+    notes.push(`Hometown part ${formatVersion(deployed.fork)} → ${formatVersion(latest.fork)}; ` +
+      `Mastodon base ${formatVersion(deployed.base)} → ${formatVersion(latest.base)} in Hometown's latest release`);
+    if (compareVersions(latest.fork, deployed.fork) > 0 && compareVersions(latest.base, deployed.base) < 0) {
+      notes.push(`a newer Hometown exists: ${c.latest?.release.tag} has Hometown ${formatVersion(latest.fork)} (deployed ${formatVersion(deployed.fork)}), ` +
+        `though on Mastodon ${formatVersion(latest.base)}, older than the deployed base ${formatVersion(deployed.base)}`);
+    }
   }
   return {
     component: "hometown",
-    upstream: "hometown-fork/hometown",
+    upstream,
     deployed: deployedTag,
-    latest: latest?.release.tag ?? null,
+    latest: c.latest?.release.tag ?? null,
     behindUnit: "releases",
-    behind: newer.length,
-    daysBehind: first ? Math.max(0, calendarDays(first.publishedAt, now)) : 0,
-    missedReleases: [...newer]
-      .sort((a, b) => compareVersions(a.version.fork, b.version.fork) || compareVersions(a.version.base, b.version.base))
-      .map((p) => p.release.tag),
-    securityMissed: newer
+    behind: c.newer.length,
+    daysBehind: c.daysBehind,
+    missedReleases: c.newer.map((p) => p.release.tag),
+    securityMissed: c.newer
       .filter((p) => mentionsSecurity(p.release.body))
       .map((p) => ({ version: p.release.tag, publishedAt: p.release.publishedAt, sources: ["release notes"] })),
-    cadence: cadence(finals.map((p) => p.release), now),
-    notes,
+    cadence: c.cadence,
+    notes: [...notes, ...c.notes],
   };
 }
 
-function postgresRow(deployedRaw: number | string, majors: readonly PostgresMajor[], now: Date): ComponentRow {
+function postgresRow(deployedRaw: number | string, majors: readonly PostgresMajor[] | undefined, now: Date): ComponentRow {
   const text = String(deployedRaw);
   const m = /^(\d+)(?:\.(\d+))?$/.exec(text);
   if (!m) throw new VersionError(`versions.postgres: ${JSON.stringify(text)} is not a PostgreSQL version like 15 or 15.8`);
   const major = Number(m[1]);
   const minor = m[2] === undefined ? null : Number(m[2]);
-  const numeric = majors.filter((v) => /^\d+$/.test(v.major));
+  const numeric = (majors ?? []).filter((v) => /^\d+$/.test(v.major));
+  if (numeric.length === 0) {
+    throw new FetchError(`PostgreSQL versions: ${majors === undefined ? "none were fetched" : "versions.json lists no major version from 10 on"}, ` +
+      `so there is nothing to compare ${text} with (missing data, not "nothing newer"). Fix: check COOP_POSTGRES_VERSIONS_URL, then re-run.`);
+  }
   const mine = numeric.find((v) => Number(v.major) === major);
-  const newerMajors = numeric.filter((v) => Number(v.major) > major).sort((a, b) => Number(a.major) - Number(b.major));
-  const current = numeric.find((v) => v.current) ?? [...numeric].sort((a, b) => Number(b.major) - Number(a.major))[0];
+  // versions.json holds no history: a major counts from its first release, so `--now` in the past leaves later ones out.
+  const released = numeric.filter((v) => notAfter(v.firstRelDate, now));
+  const newerMajors = released.filter((v) => Number(v.major) > major).sort((a, b) => Number(a.major) - Number(b.major));
+  const current = released.find((v) => v.current) ?? [...released].sort((a, b) => Number(b.major) - Number(a.major))[0];
   const notes: string[] = [];
   const security: MissedSecurityRelease[] = [];
   let daysBehind = 0;
@@ -323,16 +390,16 @@ export function buildBehindReport(deployed: DeployedVersions, upstream: Upstream
     if (version === null) throw new VersionError(`versions.mastodon: ${JSON.stringify(deployed.mastodon)} is not a release tag like v4.3.8`);
     rows.push(compareWithUpstream({
       component: "mastodon", upstream: "mastodon/mastodon", deployedTag: deployed.mastodon, deployed: version,
-      releases: upstream.mastodonReleases ?? [], notices: notices[updateCheckVersion(deployed.mastodon)] ?? [], now,
+      releases: upstream.mastodonReleases, notices: notices[updateCheckVersion(deployed.mastodon)] ?? [], now,
     }));
   }
   if (deployed.hometown) {
-    rows.push(hometownRow(deployed.hometown, upstream.hometownReleases ?? [], now));
+    rows.push(hometownRow(deployed.hometown, upstream.hometownReleases, now));
     const base = parseHometown(deployed.hometown)?.base as Version;
     const baseText = updateCheckVersion(deployed.hometown);
     rows.push(compareWithUpstream({
       component: "hometown-base", upstream: "mastodon/mastodon", deployedTag: baseText, deployed: base,
-      releases: upstream.mastodonReleases ?? [], notices: notices[baseText] ?? [], now,
+      releases: upstream.mastodonReleases, notices: notices[baseText] ?? [], now,
     }));
   }
   if (deployed.synapse) {
@@ -340,10 +407,10 @@ export function buildBehindReport(deployed: DeployedVersions, upstream: Upstream
     if (version === null) throw new VersionError(`versions.synapse: ${JSON.stringify(deployed.synapse)} is not a release tag like v1.120.0`);
     rows.push(compareWithUpstream({
       component: "synapse", upstream: "element-hq/synapse", deployedTag: deployed.synapse, deployed: version,
-      releases: upstream.synapseReleases ?? [], notices: [], now,
+      releases: upstream.synapseReleases, notices: [], now,
     }));
   }
-  if (deployed.postgres !== undefined) rows.push(postgresRow(deployed.postgres, upstream.postgres ?? [], now));
+  if (deployed.postgres !== undefined) rows.push(postgresRow(deployed.postgres, upstream.postgres, now));
   return {
     generatedAt: now.toISOString(),
     rows,

@@ -48,8 +48,15 @@ export async function getJson(url: string, opts: GetOptions): Promise<JsonRespon
 
 function statusMessage(url: string, res: Response, text: string, opts: GetOptions): string {
   const remaining = res.headers.get("x-ratelimit-remaining");
+  const retryAfter = retryAfterText(res.headers.get("retry-after"));
+  if ((res.status === 403 || res.status === 429) && retryAfter !== null) {
+    // A secondary limit (GitHub) or a 429 from anyone: the wait asked for is retry-after, whatever
+    // x-ratelimit-reset says about the hourly limit, which is not the one hit.
+    return `${opts.what}: rate limited at ${originOf(url)} (HTTP ${res.status}; its retry-after header asks for a wait of ${retryAfter}). ` +
+      `Fix: wait ${retryAfter}, then re-run.`;
+  }
   if ((res.status === 403 || res.status === 429) && (remaining === "0" || res.headers.has("retry-after"))) {
-    const reset = rateLimitReset(res.headers);
+    const reset = primaryReset(res.headers);
     const tokenFix = opts.tokenEnv
       ? `set ${opts.tokenEnv} to a token (a GitHub fine-grained token with no permissions is enough; it raises the limit from 60 to 5,000 requests an hour) or `
       : "";
@@ -65,12 +72,18 @@ function statusMessage(url: string, res: Response, text: string, opts: GetOption
     `Fix: ${res.status >= 500 ? "the service is failing; re-run later" : `check ${opts.baseEnv ?? "the URL"}`}.`;
 }
 
-function rateLimitReset(headers: Headers): string | null {
+/** `x-ratelimit-reset` (epoch seconds) as an ISO time: when the hourly limit refills. */
+function primaryReset(headers: Headers): string | null {
   const reset = Number(headers.get("x-ratelimit-reset"));
-  if (Number.isFinite(reset) && reset > 0) return new Date(reset * 1000).toISOString();
-  const retryAfter = Number(headers.get("retry-after"));
-  if (Number.isFinite(retryAfter) && retryAfter > 0) return `in ${retryAfter} s`;
-  return null;
+  return Number.isFinite(reset) && reset > 0 ? new Date(reset * 1000).toISOString() : null;
+}
+
+/** RFC 9110 `Retry-After`: delay-seconds ("60 s") or an HTTP-date (as ISO); null when absent or unreadable. */
+function retryAfterText(value: string | null): string | null {
+  if (value === null || value.trim() === "") return null;
+  if (/^\d+$/.test(value.trim())) return `${Number(value.trim())} s`;
+  const at = Date.parse(value);
+  return Number.isFinite(at) ? `until ${new Date(at).toISOString()}` : null;
 }
 
 /** The API's own error text, when it sent one (GitHub, Hetzner and DigitalOcean all use `message`). */
@@ -109,6 +122,25 @@ export function nextLink(link: string | null): string | null {
     if (m && m[2].split(/\s+/).includes("next")) return m[1];
   }
   return null;
+}
+
+const ISO_DATE = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2}))?$/;
+
+/**
+ * An ISO 8601 date (`2026-09-01`, read as 00:00 UTC) or date-time with a zone (`2026-09-01T14:12:07Z`),
+ * as GitHub and versions.json write them; null for anything else, including `2026-02-30`, which
+ * `Date.parse` would roll over to March.
+ */
+export function parseIsoDate(text: unknown): Date | null {
+  if (typeof text !== "string") return null;
+  const m = ISO_DATE.exec(text);
+  if (!m) return null;
+  const [year, month, day] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const calendar = new Date(Date.UTC(year, month - 1, day));
+  if (calendar.getUTCMonth() !== month - 1 || calendar.getUTCDate() !== day) return null;
+  if (m[4] !== undefined && (Number(m[4]) > 23 || Number(m[5]) > 59 || Number(m[6] ?? 0) > 59)) return null;
+  const at = new Date(m[4] === undefined ? `${m[1]}-${m[2]}-${m[3]}T00:00:00Z` : text);
+  return Number.isNaN(at.getTime()) ? null : at;
 }
 
 /** Whole calendar days (UTC) from `from` to `to`, so a release at 23:00 is a day old at 00:00. */

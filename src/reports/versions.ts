@@ -45,11 +45,13 @@ export function compareVersions(a: Version, b: Version): number {
   return a.pre.localeCompare(b.pre, "en", { numeric: true });
 }
 
-/** Strictly newer as a Hometown release: newer in one part and not older in the other. */
-export function hometownNewer(candidate: HometownVersion, deployed: HometownVersion): boolean {
-  const base = compareVersions(candidate.base, deployed.base);
-  const fork = compareVersions(candidate.fork, deployed.fork);
-  return (base > 0 && fork >= 0) || (fork > 0 && base >= 0);
+/**
+ * The order of Hometown releases: by the Hometown part, then by the Mastodon base. A release with a newer
+ * Hometown part is newer even on an older base (the base is compared with Mastodon on a row of its own),
+ * so `v4.5.13+hometown-1.3.0` is newer than a self-built `v4.6.0+hometown-1.2.1`.
+ */
+export function compareHometown(a: HometownVersion, b: HometownVersion): number {
+  return compareVersions(a.fork, b.fork) || compareVersions(a.base, b.base);
 }
 
 export function formatVersion(v: Version): string {
