@@ -2,11 +2,17 @@
 # Mounts the provider's data volume at a mount point. The volume is attached after the server
 # boots (it is a separate resource), so this waits for the device, formats it only when it holds
 # no filesystem, and mounts it by UUID with `nofail` so a detached volume never blocks boot.
+# In a container (local machines: systemd-nspawn, the volume at a fixed path such as /dev/coop-data)
+# there is no udev: systemd ignores fstab's device entries there and UUID names never appear, so the
+# volume is mounted by its device path, now and at every boot by a mount unit that needs no udev.
 # Usage: mount-data-volume.sh <device-glob> <mount-point> [timeout-seconds]
 set -euo pipefail
 
 readonly FSTAB="${COOP_FSTAB:-/etc/fstab}"
 readonly LABEL="coop-data"
+readonly OPTIONS="defaults,nofail,discard"
+# Tests point this at a temp folder (which also selects the container mode).
+readonly UNIT_DIR="${COOP_MOUNT_UNIT_DIR:-/etc/systemd/system}"
 
 log() { printf 'coop[mount-data-volume] %s\n' "$*" >&2; }
 die() { log "ERROR $*"; exit 1; }
@@ -50,6 +56,34 @@ ensure_fstab_entry() {
   mv "${tmp}" "${FSTAB}"
 }
 
+# Booted by systemd inside a container: where systemd-fstab-generator skips block devices.
+container_mode() {
+  [[ -n "${COOP_MOUNT_UNIT_DIR:-}" ]] && return 0
+  [[ -d /run/systemd/system ]] && systemd-detect-virt --container --quiet
+}
+
+# ensure_mount_unit DEVICE MOUNT_POINT: <mount-point>.mount by device path, wanted by local-fs.target.
+# Device units do not exist in containers, so systemd adds no dependency on one: no udev needed.
+ensure_mount_unit() {
+  local device="$1"
+  local mount_point="$2"
+  local unit
+  local tmp
+  unit="$(systemd-escape --path --suffix=mount "${mount_point}")"
+  mkdir -p "${UNIT_DIR}/local-fs.target.wants"
+  tmp="$(mktemp "${UNIT_DIR}/.${unit}.XXXXXX")"
+  printf '%s\n' "# Written by coop-mount-data-volume: in a container systemd ignores fstab's device entries." \
+    "[Unit]" "Description=social.coop data volume" "" \
+    "[Mount]" "What=${device}" "Where=${mount_point}" "Type=ext4" "Options=${OPTIONS}" "" \
+    "[Install]" "WantedBy=local-fs.target" >"${tmp}"
+  chmod 0644 "${tmp}"
+  mv "${tmp}" "${UNIT_DIR}/${unit}"
+  ln -sfn "../${unit}" "${UNIT_DIR}/local-fs.target.wants/${unit}"
+  if [[ -z "${COOP_MOUNT_UNIT_DIR:-}" ]]; then
+    systemctl daemon-reload
+  fi
+}
+
 main() {
   [[ $# -ge 2 ]] || die "usage: mount-data-volume.sh <device-glob> <mount-point> [timeout-seconds]"
   local pattern="$1"
@@ -67,7 +101,12 @@ main() {
   [[ -n "${uuid}" ]] || die "${device} has no filesystem UUID"
   ensure_fstab_entry "${uuid}" "${mount_point}"
   mkdir -p "${mount_point}"
-  mount --fstab "${FSTAB}" "${mount_point}"
+  if container_mode; then
+    ensure_mount_unit "${device}" "${mount_point}"
+    mount -t ext4 -o "${OPTIONS}" "${device}" "${mount_point}"
+  else
+    mount --fstab "${FSTAB}" "${mount_point}"
+  fi
   log "mounted ${device} (UUID ${uuid}) at ${mount_point}"
 }
 

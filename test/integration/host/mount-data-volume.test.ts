@@ -12,8 +12,8 @@ const mnt = path.join(tmp, "srv");
 const fstab = path.join(tmp, "fstab");
 let loop = "";
 
-function runScript(glob: string, timeout = "0") {
-  return spawnSync("bash", [SCRIPT, glob, mnt, timeout], { encoding: "utf8", env: { ...process.env, COOP_FSTAB: fstab } });
+function runScript(glob: string, timeout = "0", env: Record<string, string> = {}) {
+  return spawnSync("bash", [SCRIPT, glob, mnt, timeout], { encoding: "utf8", env: { ...process.env, COOP_FSTAB: fstab, ...env } });
 }
 
 beforeAll(() => {
@@ -59,5 +59,24 @@ describe("mount-data-volume.sh", () => {
     expect(third.stderr).not.toMatch(/formatting/);
     expect(fs.readFileSync(path.join(mnt, "keep.txt"), "utf8")).toBe("data");
     expect(entries()).toHaveLength(1);
+  });
+
+  it("in a container (no udev) mounts by device path and writes a mount unit that needs no udev", () => {
+    // Local machines (systemd-nspawn) see the volume at a fixed path; systemd ignores fstab's device
+    // entries in a container, so the script writes <mount-point>.mount by path, wanted by local-fs.target.
+    execFileSync("umount", [mnt]);
+    const units = path.join(tmp, "units");
+    const r = runScript(loop, "0", { COOP_MOUNT_UNIT_DIR: units });
+    expect(r.status).toBe(0);
+    expect(r.stderr).not.toMatch(/formatting/);
+    expect(spawnSync("findmnt", ["-n", "-o", "SOURCE", mnt], { encoding: "utf8" }).stdout.trim()).toBe(loop);
+    expect(fs.readFileSync(path.join(mnt, "keep.txt"), "utf8")).toBe("data");
+    const unitName = execFileSync("systemd-escape", ["--path", "--suffix=mount", mnt], { encoding: "utf8" }).trim();
+    const unit = fs.readFileSync(path.join(units, unitName), "utf8");
+    expect(unit).toContain(`What=${loop}\n`);
+    expect(unit).toContain(`Where=${mnt}\n`);
+    expect(unit).toContain("Options=defaults,nofail,discard\n");
+    expect(unit).toContain("WantedBy=local-fs.target\n");
+    expect(fs.readlinkSync(path.join(units, "local-fs.target.wants", unitName))).toBe(`../${unitName}`);
   });
 });
