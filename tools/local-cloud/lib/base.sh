@@ -3,13 +3,13 @@
 # machine.sh after `set -euo pipefail`; defines functions and constants, runs nothing.
 # Logging and `die` come from the host scripts' helpers (scripts/lib/common.sh), prefixed coop[local-cloud].
 
+# Read before common.sh, which gives COOP_STATE_DIR a default of its own.
+readonly STATE_ROOT="${COOP_STATE_DIR:-/var/lib/socialcoop/local-cloud}"
 # shellcheck disable=SC2034 # read by scripts/lib/common.sh: its log prefix
 COOP_SCRIPT=local-cloud
 # shellcheck source=scripts/lib/common.sh
 source "${LOCAL_CLOUD_DIR}/../../scripts/lib/common.sh"
 
-readonly CACHE_ROOT="${COOP_CACHE:-/var/cache/socialcoop}"
-readonly STATE_ROOT="${COOP_STATE_DIR:-/var/lib/socialcoop/local-cloud}"
 readonly LOCK_ROOT="${STATE_ROOT}/locks"
 readonly LOCK_WAIT_SECONDS="${COOP_LOCK_WAIT:-1800}"
 STARTED_US=${EPOCHREALTIME//[^0-9]/}
@@ -43,6 +43,17 @@ require_name() {
   [[ -n "${value}" ]] || die "missing required environment: ${var}"
   [[ "${value}" =~ ^[a-z0-9][a-z0-9-]*$ ]] || die "${var}=${value}: use lower-case letters, digits and '-'"
   ((${#value} <= max)) || die "${var}=${value}: at most ${max} characters (it names a network interface or namespace)"
+}
+
+# fault_point NAME: with COOP_FAULT_AT=NAME, SIGKILLs this run here, as a kill of the caller would:
+# its whole process group when it leads one (tests start it so), else its process tree.
+fault_point() {
+  [[ "${COOP_FAULT_AT:-}" == "$1" ]] || return 0
+  log_warn "COOP_FAULT_AT=$1: killing this run"
+  if [[ "$(ps -o pgid= -p "$$" | tr -d ' ')" == "$$" ]]; then
+    kill -KILL -- "-$$"
+  fi
+  _fault_kill
 }
 
 short_hash() { printf '%s' "$1" | sha256sum | cut -c1-"$2"; }

@@ -4,7 +4,7 @@
 # built in a temp folder beside the cache and renamed into place, so a killed build never counts.
 # Sourced by machine.sh.
 
-readonly IMAGE_ROOT="${CACHE_ROOT}/host-image"
+readonly IMAGE_ROOT="${COOP_CACHE:-/var/cache/socialcoop}/host-image"
 readonly IMAGE_PACKAGES="${LOCAL_CLOUD_DIR}/image-packages.txt"
 readonly IMAGE_SCRIPT="${LOCAL_CLOUD_DIR}/lib/image.sh"
 readonly IMAGE_SUITE=bookworm

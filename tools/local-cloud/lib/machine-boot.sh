@@ -6,7 +6,6 @@
 # The fixed path of the data volume inside every machine; cloud-init mounts it at /srv.
 readonly DATA_DEVICE="/dev/coop-data"
 readonly BOOT_TIMEOUT="${COOP_BOOT_TIMEOUT:-600}"
-readonly STOP_TIMEOUT="${COOP_STOP_TIMEOUT:-60}"
 
 # wait_until SECONDS CMD...: polls CMD every 0.2 s; fails after SECONDS.
 wait_until() {
@@ -36,9 +35,11 @@ boot_machine() {
   )
   rm -f "${M_PIDFILE}" "${M_DIR}/pidns"
   printf '\n=== boot %s ===\n' "$(date -u +%FT%TZ)" >>"${M_DIR}/console.log"
-  # The host's PID 1 is not systemd and cgroups are hybrid: nspawn needs the legacy layout (FIELD-NOTES).
+  # The host's PID 1 is not systemd and cgroups are hybrid: nspawn needs the legacy layout (FIELD-NOTES),
+  # hence SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=0.
+  # A clean environment: nothing of the caller's (COOP_USER_DATA included) stays in nspawn's.
   # shellcheck disable=SC2016 # the child shell expands $$ and $1 itself
-  SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=0 setsid --fork bash -c 'printf "%s\n" "$$" >"$1.tmp" && mv -f "$1.tmp" "$1" && shift && exec "$@"' \
+  env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=0 setsid --fork bash -c 'printf "%s\n" "$$" >"$1.tmp" && mv -f "$1.tmp" "$1" && shift && exec "$@"' \
     boot "${M_PIDFILE}" "${nspawn[@]}" </dev/null >>"${M_DIR}/console.log" 2>&1 {LOCK_FD}>&-
   if ! wait_until 30 has_leader; then
     tail -n 20 "${M_DIR}/console.log" >&2
@@ -104,10 +105,11 @@ kill_machine_pids() {
   ((${#pids[@]} == 0)) || kill "-$1" "${pids[@]}" 2>/dev/null || true
 }
 
-# power_off: a clean shutdown (SIGTERM to nspawn asks the machine to power off; SIGRTMIN+4 to its
+# power_off TIMEOUT: a clean shutdown (SIGTERM to nspawn asks the machine to power off; SIGRTMIN+4 to its
 # systemd if nspawn is gone), waiting for nspawn to exit; then SIGKILL whatever is left. A SIGKILL of
 # nspawn alone would orphan the machine's systemd, so the machine's own processes are checked too.
 power_off() {
+  local timeout=$1
   local nspawn leader
   nspawn=$(nspawn_pid)
   leader=$(leader_pid)
@@ -118,8 +120,8 @@ power_off() {
     progress "machine ${M_NAME}: powering off an orphaned machine (SIGRTMIN+4 to its systemd ${leader})"
     kill -RTMIN+4 "${leader}" 2>/dev/null || true
   fi
-  if [[ -n "${nspawn}${leader}" ]] && ! wait_until "${STOP_TIMEOUT}" machine_gone; then
-    log_warn "machine ${M_NAME}: still running after ${STOP_TIMEOUT}s: SIGKILL"
+  if [[ -n "${nspawn}${leader}" ]] && ! wait_until "${timeout}" machine_gone; then
+    log_warn "machine ${M_NAME}: still running after ${timeout}s: SIGKILL"
   fi
   if ! machine_gone; then
     nspawn=$(nspawn_pid)

@@ -138,11 +138,15 @@ machine_json() {
 start_machine() {
   local loop
   ensure_firewall
+  fault_point firewall
   ensure_netns
+  fault_point netns
   ensure_root
   loop=$(ensure_volume)
+  fault_point volume
   progress "machine ${M_NAME}: root ${M_ROOT}, volume ${loop}, ${M_VETH} on $(machine_param network)"
   boot_machine "${loop}"
+  fault_point booted
   wait_cloud_init
   wait_sshd "$(machine_param address4 | cut -d/ -f1)"
 }
@@ -154,7 +158,7 @@ create_failed() {
     log_warn "create failed; COOP_KEEP_FAILED=1 leaves ${M_NAME} for inspection (machine.sh delete removes it)"
   else
     log_warn "create failed: removing the unfinished machine ${M_NAME} (COOP_KEEP_FAILED=1 keeps it)"
-    machine_teardown || true
+    machine_teardown 10 || true
   fi
   exit "${rc}"
 }
@@ -178,7 +182,7 @@ cmd_create() {
   fi
   if [[ "$(machine_status)" != absent ]] || nft list table inet "${M_TABLE}" >/dev/null 2>&1; then
     log_warn "machine ${M_NAME}: an unfinished create left parts behind: removing them first"
-    machine_teardown
+    machine_teardown 10
   fi
   local image
   image=$(image_path)
@@ -188,8 +192,10 @@ cmd_create() {
   mv -f "${M_DIR}/params.tmp" "${M_DIR}/params"
   ensure_root
   write_seed
+  fault_point seed
   start_machine
   machine_json >"${M_DIR}/created.json"
+  fault_point json
   touch "${M_DIR}/complete"
   trap - EXIT
   progress "machine ${M_NAME} created"
@@ -202,7 +208,7 @@ cmd_restart() {
   lock_wait "${M_LOCK}"
   [[ -f "${M_DIR}/complete" ]] || die "machine ${M_NAME} does not exist (or its create did not finish): nothing to restart"
   progress "machine ${M_NAME}: restarting"
-  power_off
+  power_off "${STOP_TIMEOUT}"
   start_machine
   progress "machine ${M_NAME} restarted"
   machine_json

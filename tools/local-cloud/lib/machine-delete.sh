@@ -2,6 +2,8 @@
 # `machine.sh delete`: power off, then remove every part of the machine, each step checking the
 # kernel first, so a delete killed anywhere and run again finishes the job. Sourced by machine.sh.
 
+readonly STOP_TIMEOUT="${COOP_STOP_TIMEOUT:-60}"
+
 delete_usage() {
   cat <<'EOF'
 Usage: COOP_MACHINE=NAME machine.sh delete
@@ -26,11 +28,14 @@ detach_volume() {
 
 no_volume_loops() { [[ -z "$(volume_loops || true)" ]]; }
 
+# machine_teardown STOP_TIMEOUT: (an unfinished machine is discarded with a shorter wait).
 machine_teardown() {
-  power_off
+  power_off "$1"
+  fault_point powered-off
   firewall_remove "${M_TABLE}"
   if ip link show "${M_VETH}" >/dev/null 2>&1; then ip link del "${M_VETH}"; fi
   if [[ -e "/run/netns/${M_NETNS}" ]]; then ip netns del "${M_NETNS}"; fi
+  fault_point unlinked
   unmount_below "${M_DIR}"
   detach_volume
   remove_tree "${M_DIR}"
@@ -44,6 +49,6 @@ cmd_delete() {
     progress "machine ${M_NAME} is already absent"
     return 0
   fi
-  machine_teardown
+  machine_teardown "${STOP_TIMEOUT}"
   progress "machine ${M_NAME} deleted"
 }
