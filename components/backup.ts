@@ -39,6 +39,8 @@ export interface BackupArgs {
   readonly pgbackrestCipherPass?: pulumi.Input<string>;
   /** Secret key of the S3 repository (secret); required with `backup.s3`. */
   readonly s3SecretAccessKey?: pulumi.Input<string>;
+  /** What must be done on the hosts first (each Host's `ready`). */
+  readonly after?: pulumi.Resource[];
 }
 
 /** The problems of a BackupArgs, each naming the fields involved; empty when it is usable. */
@@ -108,7 +110,7 @@ export class Backup extends pulumi.ComponentResource {
       new command.remote.CopyToRemote(
         `${name}-${role}-scripts`,
         { connection: host.connection, source: scriptsFolderArchive(), remotePath, triggers: [uploadHash] },
-        { parent: this },
+        { parent: this, dependsOn: args.after },
       );
     const dbScripts = upload("db", args.db);
     const repoScripts = upload("repo", args.repo);

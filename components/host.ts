@@ -1,10 +1,12 @@
 // Host: a hardened Debian 12 VPS with a data volume at /srv, on Hetzner Cloud or DigitalOcean.
+import * as command from "@pulumi/command";
 import * as digitalocean from "@pulumi/digitalocean";
 import * as hcloud from "@pulumi/hcloud";
 import * as pulumi from "@pulumi/pulumi";
 import type { Provider, Role } from "../src/config/schema";
 import { renderUserData } from "./lib/cloud-init";
 import { ANYWHERE, inboundTcpPorts } from "./lib/firewall";
+import { LocalNetwork, localMachine, parseMachineInfo } from "./local-cloud";
 
 export interface HostArgs {
   /** Which cloud runs this host. */
@@ -27,6 +29,8 @@ export interface HostArgs {
   readonly deployPrivateKey: pulumi.Input<string>;
   /** Ask the provider and Pulumi to refuse deleting this host's server and data volume. */
   readonly protect?: boolean;
+  /** For `provider: local`: the stack's bridge and this host's addresses on it. */
+  readonly local?: { readonly network: LocalNetwork; readonly address4: string; readonly address6: string };
 }
 
 /** What @pulumi/command needs to reach a host. */
@@ -35,24 +39,60 @@ export interface HostConnection {
   readonly port: number;
   readonly user: string;
   readonly privateKey: string;
+  /** The host's SSH key, pinned (`ssh-ed25519 AAAA...`); known at creation for local machines. */
+  readonly hostKey?: string;
 }
 
 /** How each provider names an attached volume under /dev/disk/by-id. */
 export const DATA_DEVICE_GLOB: Record<Provider, string> = {
   hcloud: "/dev/disk/by-id/scsi-0HC_Volume_*",
   digitalocean: "/dev/disk/by-id/scsi-0DO_Volume_*",
+  // tools/local-cloud/machine.sh passes the loop device in under this name (no udev in a container).
+  local: "/dev/coop-data",
 };
 
 interface Machine {
   readonly ipv4: pulumi.Output<string>;
   readonly ipv6: pulumi.Output<string>;
+  readonly hostKey?: pulumi.Output<string>;
+  /** What must exist before commands may run (the volume attachment, the machine). */
+  readonly attached: pulumi.Resource;
 }
+
+/**
+ * Run first on every host, before any other command: waits until cloud-init has finished (packages,
+ * users, the sshd drop-in, the volume mount) and checks /srv is the data volume. It also proves that
+ * sshd passes COOP_* variables (AcceptEnv), which every host script depends on.
+ */
+export const READY_COMMAND = [
+  'test -n "${COOP_HOST_NAME:-}" || { echo "sshd did not pass COOP_HOST_NAME: the AcceptEnv COOP_* drop-in is missing" >&2; exit 1; }',
+  'if ! cloud-init status --wait >/dev/null; then sudo cloud-init status --long >&2; echo "cloud-init failed on $COOP_HOST_NAME" >&2; exit 1; fi',
+  'src=$(findmnt -n -o SOURCE,FSTYPE /srv) || { echo "/srv is not mounted on $COOP_HOST_NAME: the data volume is missing" >&2; exit 1; }',
+  'echo "ready: $COOP_HOST_NAME, /srv on $src"',
+].join("\n");
+
+/** Writes the authorized keys from stack config, so added or removed operator keys reach existing hosts. */
+export const AUTHORIZED_KEYS_COMMAND = [
+  "set -eu",
+  "umask 077",
+  "mkdir -p ~/.ssh",
+  'printf "%s\\n" "$COOP_AUTHORIZED_KEYS" > ~/.ssh/authorized_keys.new',
+  "mv ~/.ssh/authorized_keys.new ~/.ssh/authorized_keys",
+  'echo "authorized keys: $(grep -c . ~/.ssh/authorized_keys)"',
+].join("\n");
 
 export class Host extends pulumi.ComponentResource {
   public readonly ipv4: pulumi.Output<string>;
   public readonly ipv6: pulumi.Output<string>;
   /** Secret: it holds the deploy key. */
   public readonly connection: pulumi.Output<HostConnection>;
+  /** The host's SSH key as pinned by the connection; undefined where the cloud does not report it at creation. */
+  public readonly hostKey: pulumi.Output<string | undefined>;
+  /**
+   * The host has finished cloud-init, has its volume and the stack's authorized keys: every command on
+   * it must `dependsOn` this.
+   */
+  public readonly ready: command.remote.Command;
 
   constructor(name: string, args: HostArgs, opts?: pulumi.ComponentResourceOptions) {
     super("socialcoop:host:Host", name, {}, opts);
@@ -75,19 +115,64 @@ export class Host extends pulumi.ComponentResource {
     const machine =
       args.provider === "hcloud"
         ? this.hetzner(name, args, userData, childOpts, serverOpts, volumeOpts)
-        : this.digitalOcean(name, args, userData, childOpts, serverOpts, volumeOpts);
+        : args.provider === "digitalocean"
+          ? this.digitalOcean(name, args, userData, childOpts, serverOpts, volumeOpts)
+          : this.local(name, args, userData);
 
     this.ipv4 = machine.ipv4;
     this.ipv6 = machine.ipv6;
     this.connection = pulumi.secret(
-      pulumi.all([machine.ipv4, args.deployPrivateKey]).apply(([host, privateKey]) => ({
+      pulumi.all([machine.ipv4, args.deployPrivateKey, machine.hostKey]).apply(([host, privateKey, hostKey]) => ({
         host,
         port: 22,
         user: args.adminUser,
         privateKey,
+        ...(hostKey ? { hostKey } : {}),
       })),
     );
-    this.registerOutputs({ ipv4: this.ipv4, ipv6: this.ipv6, connection: this.connection });
+    this.hostKey = pulumi.output(machine.hostKey);
+    const booted = new command.remote.Command(
+      `${name}-ready`,
+      {
+        connection: this.connection,
+        create: READY_COMMAND,
+        environment: { COOP_HOST_NAME: name },
+        logging: "stdoutAndStderr",
+        addPreviousOutputInEnv: false,
+      },
+      { parent: this, dependsOn: [machine.attached] },
+    );
+    const keys = pulumi.all(args.authorizedKeys).apply((k) => [...k].join("\n"));
+    this.ready = new command.remote.Command(
+      `${name}-authorized-keys`,
+      {
+        connection: this.connection,
+        create: AUTHORIZED_KEYS_COMMAND,
+        environment: { COOP_AUTHORIZED_KEYS: keys },
+        logging: "stdoutAndStderr",
+        addPreviousOutputInEnv: false,
+      },
+      { parent: this, dependsOn: [booted] },
+    );
+    this.registerOutputs({ ipv4: this.ipv4, ipv6: this.ipv6, hostKey: this.hostKey, connection: this.connection, ready: this.ready });
+  }
+
+  private local(name: string, args: HostArgs, userData: pulumi.Output<string>): Machine {
+    if (!args.local) throw new Error(`hosts: ${name} is a local host but no local network was given`);
+    const machine = localMachine(
+      name,
+      {
+        network: args.local.network,
+        address4: args.local.address4,
+        address6: args.local.address6,
+        volumeGb: args.volumeGb,
+        userData,
+        openTcpPorts: inboundTcpPorts(args.roles),
+      },
+      this,
+    );
+    const info = machine.stdout.apply(parseMachineInfo);
+    return { ipv4: info.ipv4, ipv6: info.ipv6, hostKey: info.hostKey, attached: machine };
   }
 
   private hetzner(
@@ -143,12 +228,12 @@ export class Host extends pulumi.ComponentResource {
       },
       volumeOpts,
     );
-    new hcloud.VolumeAttachment(
+    const attached = new hcloud.VolumeAttachment(
       `${name}-data-attachment`,
       { volumeId: volume.id.apply(Number), serverId: server.id.apply(Number), automount: false },
       childOpts,
     );
-    return { ipv4: server.ipv4Address, ipv6: server.ipv6Address };
+    return { ipv4: server.ipv4Address, ipv6: server.ipv6Address, attached };
   }
 
   private digitalOcean(
@@ -187,7 +272,7 @@ export class Host extends pulumi.ComponentResource {
       },
       volumeOpts,
     );
-    new digitalocean.VolumeAttachment(
+    const attached = new digitalocean.VolumeAttachment(
       `${name}-data-attachment`,
       { dropletId: droplet.id.apply(Number), volumeId: volume.id },
       childOpts,
@@ -212,6 +297,6 @@ export class Host extends pulumi.ComponentResource {
       },
       childOpts,
     );
-    return { ipv4: droplet.ipv4Address, ipv6: droplet.ipv6Address };
+    return { ipv4: droplet.ipv4Address, ipv6: droplet.ipv6Address, attached };
   }
 }

@@ -4,16 +4,17 @@ import * as digitalocean from "@pulumi/digitalocean";
 import * as hcloud from "@pulumi/hcloud";
 import * as pulumi from "@pulumi/pulumi";
 import type { StackConfig } from "../config";
-import type { Provider } from "../src/config/schema";
+import { Provider, isLocalStack } from "../src/config/schema";
 
 export class Providers {
-  public readonly cloudflare: cloudflare.Provider;
+  /** Undefined on local stacks, which never call Cloudflare. */
+  public readonly cloudflare?: cloudflare.Provider;
   private readonly clouds = new Map<Provider, pulumi.ProviderResource>();
 
   constructor(cfg: StackConfig) {
     // The config parser has already required the token of every provider a host uses.
     for (const h of [cfg.hosts.primary, cfg.hosts.secondary]) {
-      if (!h || this.clouds.has(h.provider)) continue;
+      if (!h || h.provider === "local" || this.clouds.has(h.provider)) continue;
       this.clouds.set(
         h.provider,
         h.provider === "hcloud"
@@ -21,7 +22,7 @@ export class Providers {
           : new digitalocean.Provider("digitalocean", { token: cfg.secrets.digitaloceanToken }),
       );
     }
-    this.cloudflare = new cloudflare.Provider("cloudflare", { apiToken: cfg.secrets.cloudflareApiToken });
+    if (!isLocalStack(cfg)) this.cloudflare = new cloudflare.Provider("cloudflare", { apiToken: cfg.secrets.cloudflareApiToken });
   }
 
   cloud(provider: Provider): pulumi.ProviderResource {

@@ -4,15 +4,15 @@ import * as pulumi from "@pulumi/pulumi";
 import type { HostName, StackConfig } from "../config";
 import type { HostConfig, Provider, Role } from "../src/config/schema";
 import { publicKeyFromPrivateKey } from "../src/ssh/openssh-key";
-import type { DnsTarget } from "./dns";
 import { Host } from "./host";
+import { LOCAL_HOST_NUMBER, LocalNetwork, subnetAddress } from "./local-cloud";
 import { Providers } from "./providers";
 import { SshKeys } from "./ssh-keys";
 
 export interface StackHosts {
   readonly hosts: ReadonlyMap<HostName, Host>;
   /** The host serving each role, for DNS. */
-  readonly roleHosts: ReadonlyMap<Role, DnsTarget>;
+  readonly roleHosts: ReadonlyMap<Role, Host>;
 }
 
 export function declareHosts(cfg: StackConfig, providers: Providers): StackHosts {
@@ -24,20 +24,32 @@ export function declareHosts(cfg: StackConfig, providers: Providers): StackHosts
   const hostConfigs: [HostName, HostConfig][] = [["primary", cfg.hosts.primary]];
   if (cfg.hosts.secondary) hostConfigs.push(["secondary", cfg.hosts.secondary]);
 
+  // Local machines take their keys from user-data alone; the clouds also keep a copy per project.
   const keys = new Map<Provider, SshKeys>();
   for (const provider of new Set(hostConfigs.map(([, h]) => h.provider))) {
+    if (provider === "local") continue;
     const opts = { providers: [providers.cloud(provider)] };
     keys.set(provider, new SshKeys(`${cfg.stackName}-${provider}-keys`, { provider, publicKeys: authorizedKeys }, opts));
   }
+  const network = hostConfigs.some(([, h]) => h.provider === "local")
+    ? new LocalNetwork(`${cfg.stackName}-network`, cfg.localCloud)
+    : undefined;
 
   const hosts = new Map<HostName, Host>();
-  const roleHosts = new Map<Role, DnsTarget>();
+  const roleHosts = new Map<Role, Host>();
   for (const [hostName, h] of hostConfigs) {
-    const sshKeyRefs = (keys.get(h.provider) as SshKeys).refs;
+    const sshKeyRefs = keys.get(h.provider)?.refs ?? [];
+    const local = network && {
+      network,
+      address4: subnetAddress(cfg.localCloud.subnet4, LOCAL_HOST_NUMBER[hostName]),
+      address6: subnetAddress(cfg.localCloud.subnet6, LOCAL_HOST_NUMBER[hostName]),
+    };
+    // Local machines are rehearsals: never protected, so `pulumi destroy` always cleans up.
+    const protect = cfg.stackRole === "prod" && h.provider !== "local";
     const host = new Host(
       `${cfg.stackName}-${hostName}`,
-      { ...h, adminUser: cfg.adminUser, authorizedKeys, sshKeyRefs, deployPrivateKey: deployKey, protect: cfg.stackRole === "prod" },
-      { providers: [providers.cloud(h.provider)] },
+      { ...h, adminUser: cfg.adminUser, authorizedKeys, sshKeyRefs, deployPrivateKey: deployKey, protect, local },
+      h.provider === "local" ? {} : { providers: [providers.cloud(h.provider)] },
     );
     hosts.set(hostName, host);
     for (const role of h.roles) roleHosts.set(role, host);

@@ -105,6 +105,8 @@ main() {
     "") ;;
     *) die "unknown argument '$1' (try --help)" ;;
   esac
+  # Go's own installer puts it here; a non-login shell (CI) may not have it on PATH.
+  if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then PATH="/usr/local/go/bin:${PATH}"; fi
   command -v go >/dev/null || die "go is not on PATH: install Go 1.25 or newer (the build takes its modules from the Go module proxy)"
   command -v node >/dev/null || die "node is not on PATH"
   check_version_matches_package_json

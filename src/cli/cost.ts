@@ -30,7 +30,12 @@ export async function main(argv: string[], ioOverrides: Partial<CliIo> = {}): Pr
     return EXIT_USAGE;
   }
   try {
-    const hosts: StackHosts = parseConfigKey("hosts", readStackFile(flags.stack, io.rootDir).values.hosts);
+    const parsed = parseConfigKey("hosts", readStackFile(flags.stack, io.rootDir).values.hosts);
+    if ([parsed.primary, parsed.secondary].some((h) => h?.provider === "local")) {
+      io.err(`coopctl cost: stack ${flags.stack} has local machines (provider: local); they have no price to compare\n`);
+      return EXIT_USAGE;
+    }
+    const hosts = parsed as StackHosts;
     const [hz, dO] = await Promise.all([
       fetchHetznerPrices(io.env.HCLOUD_TOKEN as string, io.env.COOP_HCLOUD_API || undefined),
       fetchDigitalOceanPrices(io.env.DIGITALOCEAN_TOKEN as string, io.env.COOP_DIGITALOCEAN_API || undefined),

@@ -1,7 +1,10 @@
-// coopctl rehearse: the operational loop on this machine, with no cloud account. Starts a database
-// host and a backup-repository host (two users, real sshd on loopback), generates a Mastodon-shaped
-// instance, runs the real backup.sh and drill.sh against them, prints what was backed up, restored
-// and verified and the Time To Restore per phase, then cleans up.
+// coopctl rehearse (npm start): the program and the operational loop on this machine, with no cloud
+// account. Brings the local stack up with the real Pulumi engine (two Debian machines made by the
+// program), then starts a database host and a backup-repository host (two users, real sshd on
+// loopback), generates a Mastodon-shaped instance, runs the real backup.sh and drill.sh against them,
+// prints what was created, backed up, restored and verified and the Time To Restore per phase, then
+// destroys the stack and cleans up. The drill moves onto the local stack's own hosts once the app host
+// component installs PostgreSQL there.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -13,8 +16,19 @@ import { runOffline } from "../plan/offline";
 import { formatDrillTable, renderDrillSvg } from "../reports/drill-report";
 import type { DrillResult } from "../reports/drill-result";
 import { generate, parseSize } from "../../test/fixtures/mastodon/generator";
+import { ensureImage, keptStackHelp, upLocalStack, type UpSummary } from "../../tools/local-stack-run";
 
-const STAGES = 6;
+const STAGES = 8;
+const USAGE = `usage: coopctl rehearse [--size 100MB] [--keep] [--out rehearsal]
+
+  --size   size of the generated Mastodon-shaped instance (default 100MB; e.g. 1GB)
+  --keep   leave the local stack's machines and the loopback servers running, and print how to reach
+           and remove them (the stack: \`pulumi destroy\` with the printed environment)
+  --out    folder for the drill result, its chart and the local stack's state (default rehearsal)
+
+Needs root (machines, network namespaces, loop devices). The first run builds the Pulumi CLI from the
+Go module proxy (about 4 min) and the machines' image with debootstrap (about 70 s); later runs reuse
+them (COOP_CACHE, default /var/cache/socialcoop) and take about 2 minutes.`;
 const stage = (n: number, text: string) => console.log(`\n[${n}/${STAGES}] ${text}`);
 const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 
@@ -64,20 +78,45 @@ async function report(rig: BackupRig, outDir: string): Promise<void> {
 export async function main(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { size: { type: "string", default: "100MB" }, keep: { type: "boolean", default: false }, out: { type: "string", default: "rehearsal" } },
+    options: {
+      size: { type: "string", default: "100MB" },
+      keep: { type: "boolean", default: false },
+      out: { type: "string", default: "rehearsal" },
+      help: { type: "boolean", short: "h", default: false },
+    },
     strict: true,
   });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
   const size = parseSize(values.size as string);
   const outDir = resolve(values.out as string);
-  console.log("coopctl rehearse: backup → restore drill on this machine, with the real scripts and no cloud account");
+  console.log("coopctl rehearse: the program with the real Pulumi engine, then backup → restore drill, on this machine with no cloud account");
 
-  stage(1, `prerequisites: ${requiredPackages().length} Debian packages (PostgreSQL, pgBackRest, restic, Redis, OpenSSH, ...)`);
+  stage(1, `prerequisites: ${requiredPackages().length} Debian packages (PostgreSQL, pgBackRest, restic, Redis, OpenSSH, systemd-nspawn, debootstrap, ...)`);
   ensurePackages({ install: process.env.COOP_NO_INSTALL !== "1", log: (l) => console.log(`    ${l}`) });
 
-  stage(2, "starting the database host (PostgreSQL 15, Redis) and the repository host (sshd) on loopback");
+  stage(2, "the real engine and the machines' image (built once: about 4 min and 70 s; cached later)");
+  const say = (l: string) => console.log(`    ${l}`);
+  await ensureImage(say);
+  const stackDir = join(outDir, "local-stack");
+  mkdirSync(stackDir, { recursive: true });
+
+  stage(3, "pulumi up of the local stack (Pulumi.local.yaml): two Debian 12 machines booted by cloud-init, firewall, names");
+  const up: UpSummary = await upLocalStack(stackDir, say, values.keep as boolean);
+  console.log(`    ${up.created} resources created in ${up.seconds.toFixed(1)} s:`);
+  console.log(`    primary ${String(up.outputs.primaryIpv4)}, secondary ${String(up.outputs.secondaryIpv4)}, names ${JSON.stringify(up.outputs.names)}`);
+
+  stage(4, "starting the database host (PostgreSQL 15, Redis) and the repository host (sshd) on loopback");
   const rig = await startBackupRig();
   const cleanup = async () => {
-    if (!values.keep) await rig.stop();
+    if (values.keep) return;
+    await rig.stop();
+    say("pulumi destroy of the local stack");
+    const t0 = Date.now();
+    const destroyed = await up.stack.destroy();
+    say(`destroyed ${destroyed.summary.resourceChanges?.delete ?? 0} resources in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   };
   const onSignal = () => void cleanup().finally(() => process.exit(130));
   process.once("SIGINT", onSignal);
@@ -85,7 +124,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     console.log(`    in ${rig.dir}: PostgreSQL on 127.0.0.1:${rig.pg.port} (as ${rig.pg.osUser}), sshd on 127.0.0.1:${rig.sshd.port}, Redis on 127.0.0.1:${rig.redis.port}`);
 
-    stage(3, `generating a Mastodon-shaped instance of ${mb(size)}`);
+    stage(5, `generating a Mastodon-shaped instance of ${mb(size)}`);
     const gen = await generate({
       target: { host: "127.0.0.1", port: rig.pg.port, db: rig.database },
       size,
@@ -94,18 +133,21 @@ export async function main(argv: string[]): Promise<number> {
     });
     console.log(`    ${mb(gen.dbBytes)} database, ${gen.media.files} media files (${mb(gen.media.bytes)}) in ${(gen.durationMs / 1000).toFixed(1)} s`);
 
-    stage(4, "backup.sh: pgBackRest over SSH to the repository host, manifest + restore point, restic over SFTP");
+    stage(6, "backup.sh: pgBackRest over SSH to the repository host, manifest + restore point, restic over SFTP");
     const backup = await rig.script("backup.sh", {}, streamer());
     if (backup.code !== 0) throw new Error(`backup.sh failed (exit ${backup.code})`);
 
-    stage(5, "drill.sh: restore the newest backup into a scratch cluster, replay WAL, verify, remove it");
+    stage(7, "drill.sh: restore the newest backup into a scratch cluster, replay WAL, verify, remove it");
     const drill = await rig.script("drill.sh", {}, streamer());
 
-    stage(6, "report");
+    stage(8, "report");
     await report(rig, outDir);
     const plan = await runOffline(readStackFile("prod"));
     console.log(`\nWhat \`pulumi up -s prod\` would declare: ${plan.resources.length} resources (\`coopctl plan --stack prod\` prints them)`);
-    console.log(values.keep ? `kept for inspection: ${rig.dir}` : `cleaning up: servers stopped, ${rig.dir} removed`);
+    if (values.keep) {
+      console.log(`kept for inspection: the loopback servers in ${rig.dir}, and the local stack:`);
+      for (const l of keptStackHelp(stackDir)) say(l);
+    } else console.log(`cleaning up: servers stopped, ${rig.dir} removed, the local stack destroyed`);
     return drill.code === 0 ? 0 : 1;
   } finally {
     await cleanup();

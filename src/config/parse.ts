@@ -16,7 +16,9 @@ import {
   OBJECT_KEYS,
   PlainConfig,
   Role,
+  SIZE_EXAMPLES,
   SIZE_PATTERNS,
+  isLocalStack,
   plainConfigSchema,
 } from "./schema";
 import { SECRET_KEYS, SECRET_SPECS, SecretKey, secretFix } from "./secrets";
@@ -157,7 +159,7 @@ export function crossFieldProblems(cfg: PlainConfig, stackName: string): ConfigP
       );
     }
     if (!SIZE_PATTERNS[host.provider].test(host.size)) {
-      const example = host.provider === "hcloud" ? "cpx31" : "s-2vcpu-4gb";
+      const example = SIZE_EXAMPLES[host.provider];
       out.push(
         problem(
           at("size"),
@@ -192,6 +194,17 @@ export function crossFieldProblems(cfg: PlainConfig, stackName: string): ConfigP
     if (host.roles.includes("spare") && name === "primary") {
       out.push(problem(at("roles"), `"spare" belongs on hosts.secondary, not the primary`, `move "spare" to hosts.secondary.roles`));
     }
+  }
+
+  const providers = hostsOf(cfg).map(([, h]) => h.provider);
+  if (providers.includes("local") && !isLocalStack(cfg)) {
+    out.push(
+      problem(
+        ["hosts"],
+        `local hosts cannot be mixed with cloud hosts (found ${providers.join(" and ")}): a cloud host cannot reach a machine on this computer`,
+        `set every hosts.*.provider to local (a rehearsal) or none (a real stack)`,
+      ),
+    );
   }
 
   const apps = APP_ROLES.filter((r) => where.has(r));

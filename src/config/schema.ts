@@ -1,7 +1,8 @@
 // The zod schema of a stack's plain (non-secret) config. Secrets are declared in secrets.ts.
 import { z } from "zod";
 
-export const PROVIDERS = ["hcloud", "digitalocean"] as const;
+/** `local`: a systemd-nspawn machine on the machine running Pulumi (tools/local-cloud), for tests and rehearsals. */
+export const PROVIDERS = ["hcloud", "digitalocean", "local"] as const;
 export type Provider = (typeof PROVIDERS)[number];
 
 export const ROLES = ["mastodon", "hometown", "matrix", "spare"] as const;
@@ -14,13 +15,18 @@ export type StackRole = (typeof STACK_ROLES)[number];
 export const LOCATIONS: Record<Provider, readonly string[]> = {
   hcloud: ["fsn1", "nbg1", "hel1", "ash", "hil", "sin"],
   digitalocean: ["ams3", "blr1", "fra1", "lon1", "nyc1", "nyc3", "sfo2", "sfo3", "sgp1", "syd1", "tor1", "atl1"],
+  local: ["local"],
 };
 
 /** Size slugs as the providers spell them (hcloud `cpx31`, DigitalOcean `s-2vcpu-4gb`). */
 export const SIZE_PATTERNS: Record<Provider, RegExp> = {
   hcloud: /^(cx|cpx|cax|ccx)\d{2,3}$/,
   digitalocean: /^[a-z0-9]+(-[a-z0-9]+)+$/,
+  local: /^local$/,
 };
+
+/** A size each provider accepts, for the fix line of an error. */
+export const SIZE_EXAMPLES: Record<Provider, string> = { hcloud: "cpx31", digitalocean: "s-2vcpu-4gb", local: "local" };
 
 const SSH_PUBLIC_KEY = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com) [A-Za-z0-9+/]+={0,3}( .*)?$/;
 const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
@@ -65,6 +71,14 @@ export const backupSchema = z.strictObject({
 });
 export type BackupConfig = z.infer<typeof backupSchema>;
 
+/** Where `provider: local` hosts live: a bridge on this machine and the addresses on it. */
+export const localCloudSchema = z.strictObject({
+  network: z.string().regex(/^[a-z][a-z0-9-]{1,10}$/, { error: "expected a short name (2-11 of a-z 0-9 -), used for the bridge" }).default("coop-local"),
+  subnet4: z.string().regex(/^10\.\d{1,3}\.\d{1,3}\.0\/24$/, { error: 'expected a private IPv4 /24 like "10.231.7.0/24"' }).default("10.231.7.0/24"),
+  subnet6: z.string().regex(/^fd[0-9a-f]{2}(:[0-9a-f]{1,4}){2}::\/64$/, { error: 'expected a ULA /64 like "fd42:231:7::/64"' }).default("fd42:231:7::/64"),
+});
+export type LocalCloudConfig = z.infer<typeof localCloudSchema>;
+
 export const plainConfigSchema = z.strictObject({
   stackRole: z.enum(STACK_ROLES),
   domain: z.string().regex(DOMAIN, { error: "expected a lower-case domain name like social.coop (no scheme, no trailing dot)" }),
@@ -75,11 +89,12 @@ export const plainConfigSchema = z.strictObject({
   hosts: z.strictObject({ primary: hostSchema, secondary: hostSchema.optional() }),
   versions: versionsSchema,
   backup: backupSchema.default({ fullEveryDays: 7, retentionFull: 4, drillMaxAgeHours: 26, dailyAt: "03:15", drillAt: "05:30" }),
+  localCloud: localCloudSchema.default({ network: "coop-local", subnet4: "10.231.7.0/24", subnet6: "fd42:231:7::/64" }),
 });
 export type PlainConfig = z.infer<typeof plainConfigSchema>;
 
 /** Keys whose value Pulumi hands over as a JSON document (set with `--path` or as YAML maps). */
-export const OBJECT_KEYS: ReadonlySet<string> = new Set(["sshKeys", "hosts", "versions", "backup"]);
+export const OBJECT_KEYS: ReadonlySet<string> = new Set(["sshKeys", "hosts", "versions", "backup", "localCloud"]);
 
 /**
  * An example value per key path, used to write the fix into every error message.
@@ -115,4 +130,12 @@ export const EXAMPLES: Record<string, string> = {
   "backup.drillMaxAgeHours": "26",
   "backup.dailyAt": "03:15",
   "backup.drillAt": "05:30",
+  "localCloud.network": "coop-local",
+  "localCloud.subnet4": "10.231.7.0/24",
+  "localCloud.subnet6": "fd42:231:7::/64",
 };
+
+/** True when every host of the stack is a local machine (no cloud account, no Cloudflare). */
+export function isLocalStack(cfg: Pick<PlainConfig, "hosts">): boolean {
+  return cfg.hosts.primary.provider === "local" && (cfg.hosts.secondary?.provider ?? "local") === "local";
+}

@@ -34,7 +34,14 @@ describe("hosts on Hetzner Cloud", () => {
     for (const [run, host] of [[prod, "prod-primary"], [swapped, "prod-secondary"]] as const) {
       const children = run.resources.filter((r) => r.parent === host).map((r) => r.type).sort();
       expect(children).toEqual(
-        ["hcloud:index/firewall:Firewall", "hcloud:index/server:Server", "hcloud:index/volume:Volume", "hcloud:index/volumeAttachment:VolumeAttachment"].sort(),
+        [
+          "command:remote:Command",
+          "command:remote:Command",
+          "hcloud:index/firewall:Firewall",
+          "hcloud:index/server:Server",
+          "hcloud:index/volume:Volume",
+          "hcloud:index/volumeAttachment:VolumeAttachment",
+        ].sort(),
       );
       expect(ofType(run, "hcloud:index/sshKey:SshKey").map((k) => k.inputs.publicKey)).toEqual([
         OPERATOR_KEY,
@@ -58,12 +65,33 @@ describe("hosts on Hetzner Cloud", () => {
   });
 });
 
+describe("every host, before any command runs on it", () => {
+  it("waits for cloud-init and its volume (ready after the attachment), then syncs the authorized keys", () => {
+    for (const [host, attachment] of [["prod-primary", "prod-primary-data-attachment"], ["prod-secondary", "prod-secondary-data-attachment"]]) {
+      const ready = one(prod, "command:remote:Command", `${host}-ready`);
+      expect(ready.dependsOn).toContain(attachment);
+      expect(ready.inputs.environment).toEqual({ COOP_HOST_NAME: host });
+      expect(one(prod, "command:remote:Command", `${host}-authorized-keys`).dependsOn).toContain(`${host}-ready`);
+    }
+  });
+
+  it("the backup scripts are uploaded only after both hosts are ready and have their keys", () => {
+    for (const role of ["db", "repo"]) {
+      expect(one(prod, "command:remote:CopyToRemote", `prod-backup-${role}-scripts`).dependsOn).toEqual(
+        expect.arrayContaining(["prod-primary-authorized-keys", "prod-secondary-authorized-keys"]),
+      );
+    }
+  });
+});
+
 describe("hosts on DigitalOcean", () => {
   it("a DigitalOcean host has its droplet, firewall, volume and attachment", () => {
     for (const [run, host] of [[prod, "prod-secondary"], [swapped, "prod-primary"]] as const) {
       const children = run.resources.filter((r) => r.parent === host).map((r) => r.type).sort();
       expect(children).toEqual(
         [
+          "command:remote:Command",
+          "command:remote:Command",
           "digitalocean:index/droplet:Droplet",
           "digitalocean:index/firewall:Firewall",
           "digitalocean:index/volume:Volume",

@@ -29,7 +29,7 @@ interface BadCase {
 }
 
 const CASES: BadCase[] = [
-  { name: "wrong provider", mutate: (c) => (hosts(c).secondary.provider = "aws"), path: "hosts.secondary.provider", message: /expected one of "hcloud", "digitalocean", found "aws"/, fix: /--path 'hosts.secondary.provider' hcloud/ },
+  { name: "wrong provider", mutate: (c) => (hosts(c).secondary.provider = "aws"), path: "hosts.secondary.provider", message: /expected one of "hcloud", "digitalocean", "local", found "aws"/, fix: /--path 'hosts.secondary.provider' hcloud/ },
   { name: "missing zone", mutate: (c) => delete c.cloudflareZoneId, path: "cloudflareZoneId", message: /is missing/, fix: /pulumi config set cloudflareZoneId [0-9a-f]{32}/ },
   { name: "zone ID not hex", mutate: (c) => (c.cloudflareZoneId = "social.coop"), path: "cloudflareZoneId", message: /32 hex digit zone ID.*found "social.coop"/, fix: /config set cloudflareZoneId/ },
   { name: "domain with a scheme", mutate: (c) => (c.domain = "https://social.coop"), path: "domain", message: /lower-case domain name.*found "https:\/\/social.coop"/, fix: /config set domain social.coop/ },

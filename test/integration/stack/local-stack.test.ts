@@ -1,0 +1,226 @@
+// The whole program with the real engine: `pulumi up` of a prod-shaped local stack from nothing, on
+// two Debian 12 machines that the program creates and cloud-init configures; then an unchanged `up`,
+// an injected failing hook, and `destroy`, with what is left checked on this computer.
+import { execFileSync, spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import type { Stack, UpResult } from "@pulumi/pulumi/automation";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { localSecrets, openLocalStack } from "../../../tools/local-stack";
+
+const STACK = "wst";
+const NETWORK = "coop-wst";
+const SUBNET = "10.231.9";
+const PRIMARY = `${SUBNET}.11`;
+const SECONDARY = `${SUBNET}.12`;
+const PROBE_NS = "coop-wst-probe";
+const MINUTE = 60_000;
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), "coop-wst-"));
+let stack: Stack;
+let secrets: Record<string, string>;
+let first: UpResult;
+const logs: string[] = [];
+const log = (s: string) => logs.push(s);
+
+function sh(cmd: string, args: string[], opts: { input?: string; netns?: string } = {}): { code: number; out: string } {
+  const [file, argv] = opts.netns ? ["ip", ["netns", "exec", opts.netns, cmd, ...args]] : [cmd, args];
+  const r = spawnSync(file, argv, { input: opts.input, encoding: "utf8", timeout: 60_000 });
+  return { code: r.status ?? 1, out: `${r.stdout ?? ""}${r.stderr ?? ""}` };
+}
+
+/** ssh as the admin user with the deploy key, the host key pinned from the stack's output. */
+function ssh(host: string, hostKey: string, command: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}, input?: string): { code: number; out: string } {
+  const kh = path.join(root, `known_hosts-${host}`);
+  fs.writeFileSync(kh, `${host} ${hostKey}\n`);
+  const r = spawnSync(
+    "ssh",
+    ["-F", "/dev/null", "-i", path.join(root, "state", "deploy_key"), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+      "-o", "StrictHostKeyChecking=yes", "-o", `UserKnownHostsFile=${kh}`, "-o", "ConnectTimeout=10", ...extra, `coop@${host}`, command],
+    { encoding: "utf8", timeout: 60_000, env: { ...process.env, ...env }, input },
+  );
+  return { code: r.status ?? 1, out: `${r.stdout ?? ""}${r.stderr ?? ""}` };
+}
+
+async function hostKeys(): Promise<{ primary: string; secondary: string }> {
+  const out = await stack.outputs();
+  return { primary: String(out.primaryHostKey.value), secondary: String(out.secondaryHostKey.value) };
+}
+
+function tcpOpen(ip: string, port: number): boolean {
+  return sh("timeout", ["3", "bash", "-c", `</dev/tcp/${ip}/${port}`], { netns: PROBE_NS }).code === 0;
+}
+
+/** A third machine on the stack's bridge, to send packets from outside the hosts. */
+function addProbe(): void {
+  removeProbe();
+  execFileSync("ip", ["netns", "add", PROBE_NS]);
+  execFileSync("ip", ["link", "add", "coopwstprobe", "type", "veth", "peer", "name", "eth0", "netns", PROBE_NS]);
+  execFileSync("ip", ["link", "set", "coopwstprobe", "master", NETWORK, "up"]);
+  sh("ip", ["addr", "add", `${SUBNET}.99/24`, "dev", "eth0"], { netns: PROBE_NS });
+  sh("ip", ["link", "set", "eth0", "up"], { netns: PROBE_NS });
+  sh("ip", ["link", "set", "lo", "up"], { netns: PROBE_NS });
+}
+
+function removeProbe(): void {
+  spawnSync("ip", ["link", "del", "coopwstprobe"]);
+  spawnSync("ip", ["netns", "del", PROBE_NS]);
+}
+
+/** Everything a local stack may leave on this computer, as text (empty = nothing). */
+function leftovers(): string[] {
+  const out: string[] = [];
+  const ps = sh("ps", ["-eo", "pid,args"]).out.split("\n").filter((l) => l.includes("systemd-nspawn") && l.includes(`${STACK}-`));
+  out.push(...ps.map((l) => `process: ${l.trim()}`));
+  out.push(...sh("ip", ["netns", "list"]).out.split("\n").filter((l) => l.startsWith(`${STACK}-`)).map((l) => `netns: ${l}`));
+  if (sh("ip", ["link", "show", NETWORK]).code === 0) out.push(`bridge: ${NETWORK}`);
+  out.push(...sh("ip", ["-o", "link", "show"]).out.split("\n").filter((l) => l.includes(`${STACK}-`)).map((l) => `link: ${l}`));
+  out.push(...sh("losetup", ["-a"]).out.split("\n").filter((l) => l.includes(`${STACK}-`)).map((l) => `loop: ${l}`));
+  out.push(...sh("findmnt", ["-rn", "-o", "TARGET"]).out.split("\n").filter((l) => l.includes(`/${STACK}-`)).map((l) => `mount: ${l}`));
+  return out;
+}
+
+beforeAll(async () => {
+  fs.mkdirSync(path.join(root, "state"), { recursive: true });
+  secrets = localSecrets(path.join(root, "state"));
+  stack = await openLocalStack({
+    stateDir: path.join(root, "state"),
+    stackName: STACK,
+    stackFile: "Pulumi.local.yaml",
+    config: { localCloud: JSON.stringify({ network: NETWORK, subnet4: `${SUBNET}.0/24`, subnet6: "fd42:231:9::/64" }) },
+    secrets,
+    log,
+  });
+  const t0 = Date.now();
+  first = await stack.up({ onOutput: log });
+  log(`first up took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+}, 20 * MINUTE);
+
+afterAll(async () => {
+  removeProbe();
+  if (stack) {
+    const t0 = Date.now();
+    await stack.destroy({ onOutput: log }).catch((e: Error) => log(`destroy failed: ${e.message}`));
+    log(`destroy took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  }
+  fs.writeFileSync(path.join(os.tmpdir(), "coop-wst-last.log"), logs.join("\n"));
+  fs.rmSync(root, { recursive: true, force: true });
+}, 10 * MINUTE);
+
+describe("pulumi up of the local stack from nothing (real engine, real machines)", () => {
+  it("creates both machines, their readiness and key hooks, and the names, and reports their addresses", async () => {
+    expect(first.summary.result).toBe("succeeded");
+    const out = await stack.outputs();
+    expect(out.primaryIpv4.value).toBe(PRIMARY);
+    expect(out.secondaryIpv4.value).toBe(SECONDARY);
+    expect(out.names.value).toEqual(["social.coop.test"]);
+    expect(String(out.primaryHostKey.value)).toMatch(/^ssh-ed25519 AAAA/);
+    const created = first.summary.resourceChanges?.create ?? 0;
+    // stack, network + bridge, 2 hosts × (component, machine, ready, authorized keys), names + 2 entries.
+    expect(created).toBe(1 + 2 + 2 * 4 + 3);
+  });
+
+  it("cloud-init made the sudo user with the deploy key; root and passwords are refused; COOP_* passes", async () => {
+    const keys = await hostKeys();
+    for (const [ip, key] of [[PRIMARY, keys.primary], [SECONDARY, keys.secondary]]) {
+      expect(ssh(ip, key, "sudo -n id -u").out.trim()).toBe("0");
+      const sshd = ssh(ip, key, "sudo -n sshd -T").out;
+      expect(sshd).toMatch(/^permitrootlogin no$/m);
+      expect(sshd).toMatch(/^passwordauthentication no$/m);
+      expect(sshd).toMatch(/^acceptenv COOP_\*$/m);
+      expect(ssh(ip, key, 'echo "probe=$COOP_PROBE"', ["-o", "SendEnv=COOP_PROBE"], { COOP_PROBE: "42" }).out).toContain("probe=42");
+    }
+    // The pinned key is the host's: a wrong one is refused before any command runs.
+    expect(ssh(PRIMARY, keys.secondary, "true").code).toBe(255);
+  });
+
+  it("/srv is the data volume on both hosts, and the stack's names resolve there", async () => {
+    const keys = await hostKeys();
+    for (const [ip, key] of [[PRIMARY, keys.primary], [SECONDARY, keys.secondary]]) {
+      expect(ssh(ip, key, "findmnt -n -o FSTYPE /srv; sudo blkid -o value -s LABEL \"$(findmnt -n -o SOURCE /srv)\"").out.trim()).toBe("ext4\ncoop-data");
+      expect(ssh(ip, key, "getent ahostsv4 social.coop.test").out).toContain(PRIMARY);
+    }
+  });
+
+  it("the firewall lets in only 22, 80 and 443, proven with packets from another namespace", async () => {
+    const keys = await hostKeys();
+    addProbe();
+    // Listeners inside the primary on an allowed and a closed port.
+    ssh(PRIMARY, keys.primary, "sudo systemd-run --unit=coop-probe-80 python3 -m http.server 80; sudo systemd-run --unit=coop-probe-5432 python3 -m http.server 5432; sleep 1");
+    expect(tcpOpen(PRIMARY, 22)).toBe(true);
+    expect(tcpOpen(PRIMARY, 80)).toBe(true);
+    expect(tcpOpen(PRIMARY, 5432)).toBe(false);
+    // The host itself reaches its own listener: the closed port is closed by the firewall, not absent.
+    expect(ssh(PRIMARY, keys.primary, "timeout 3 bash -c '</dev/tcp/127.0.0.1/5432' && echo open").out).toContain("open");
+    ssh(PRIMARY, keys.primary, "sudo systemctl stop coop-probe-80 coop-probe-5432");
+  });
+
+  it("an unchanged stack previews and updates with no change: no command runs", async () => {
+    const preview = await stack.preview({ diff: true });
+    expect(Object.keys(preview.changeSummary).filter((k) => k !== "same")).toEqual([]);
+    const again = await stack.up({ onOutput: log });
+    expect(Object.keys(again.summary.resourceChanges ?? {})).toEqual(["same"]);
+  }, 10 * MINUTE);
+
+  it("a failing hook stops what depends on it, fails the up naming it, and the next up retries it", async () => {
+    const keys = await hostKeys();
+    // Injected: the primary cannot write its authorized keys (a folder stands where the file goes).
+    ssh(PRIMARY, keys.primary, "mkdir -p ~/.ssh/authorized_keys.new");
+    const keyFile = path.join(root, "second-operator");
+    execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "second-operator", "-f", keyFile]);
+    const current = JSON.parse((await stack.getConfig("socialcoop:sshKeys")).value) as string[];
+    await stack.setConfig("socialcoop:sshKeys", { value: JSON.stringify([...current, fs.readFileSync(`${keyFile}.pub`, "utf8").trim()]) });
+    await stack.setConfig("socialcoop:domain", { value: "social2.coop.test" });
+    const output: string[] = [];
+    // --continue-on-error: independent work goes on, so what is skipped is exactly what depends on the failure.
+    const failed = await stack.up({ continueOnError: true, onOutput: (s) => (output.push(s), log(s)) }).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(failed).toBeInstanceOf(Error);
+    expect(output.join("")).toMatch(/command:remote:Command wst-primary-authorized-keys \*\*updating failed\*\*/);
+    // The secondary's names moved (its keys hook passed); the primary's did not (its hook failed).
+    expect(ssh(SECONDARY, keys.secondary, "getent hosts social2.coop.test").code).toBe(0);
+    expect(ssh(PRIMARY, keys.primary, "getent hosts social2.coop.test").code).not.toBe(0);
+
+    ssh(PRIMARY, keys.primary, "rmdir ~/.ssh/authorized_keys.new");
+    const retried = await stack.up({ onOutput: log });
+    expect(retried.summary.resourceChanges?.update ?? 0).toBeGreaterThanOrEqual(2);
+    expect(ssh(PRIMARY, keys.primary, "grep -c second-operator ~/.ssh/authorized_keys").out.trim()).toBe("1");
+    expect(ssh(PRIMARY, keys.primary, "getent hosts social2.coop.test").code).toBe(0);
+  }, 15 * MINUTE);
+
+  it("secrets appear nowhere: not in the state file, the engine's output, or the hosts' logs", async () => {
+    const keys = await hostKeys();
+    const needles = [secrets.resticPassword, secrets.pgbackrestCipherPass, secrets.sshPrivateKey.split("\n")[2]];
+    // The files the engine wrote (state, its backups and history, logs), not `stack export --show-secrets`.
+    const files = (dir: string): string[] =>
+      fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(path.join(dir, e.name)) : [path.join(dir, e.name)]));
+    const engineFiles = [...files(path.join(root, "state", "backend")), ...files(path.join(root, "state", "home")).filter((f) => !f.includes("/plugins/"))];
+    expect(engineFiles.some((f) => f.endsWith(`stacks/socialcoop/${STACK}.json`))).toBe(true);
+    const state = engineFiles.map((f) => fs.readFileSync(f, "latin1")).join("\n");
+    const engineOut = logs.join("\n");
+    for (const n of needles) {
+      expect(n.length).toBeGreaterThan(20);
+      expect(state.includes(n)).toBe(false);
+      expect(engineOut.includes(n)).toBe(false);
+    }
+    // The state file holds them encrypted (as ciphertext), so the check above is not vacuous.
+    expect(state).toMatch(/"ciphertext"/);
+    for (const [ip, key] of [[PRIMARY, keys.primary], [SECONDARY, keys.secondary]]) {
+      for (const n of needles) {
+        // The needle goes in on stdin: on a command line, sudo would log it and grep would find that.
+        const found = ssh(ip, key, "sudo grep -rlF -f - /var/log /run/log /etc /home /srv 2>/dev/null; true", [], {}, `${n}\n`);
+        expect(found.out.trim()).toBe("");
+      }
+    }
+  });
+
+  it("pulumi destroy leaves no machine, namespace, veth, bridge, loop device or mount", async () => {
+    removeProbe();
+    const result = await stack.destroy({ onOutput: log });
+    expect(result.summary.result).toBe("succeeded");
+    expect(leftovers()).toEqual([]);
+  }, 10 * MINUTE);
+});
