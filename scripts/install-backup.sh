@@ -111,8 +111,11 @@ install_packages() {
       printf 'create_main_cluster = false\n' | put_file "${COOP_ETC_DIR}/postgresql-common/createcluster.d/50-coop.conf" 0644 root root
     fi
     log_info "installing ${missing[*]}"
-    with_retry 3 10 apt-get update -q
-    DEBIAN_FRONTEND=noninteractive with_retry 3 10 apt-get install -y -q --no-install-recommends "${missing[@]}"
+    # A fresh host's unattended-upgrades can hold dpkg's lock for minutes after boot: wait for it
+    # (10 min) rather than fail after a few retries.
+    local lock=(-o DPkg::Lock::Timeout=600)
+    with_retry 3 10 apt-get "${lock[@]}" update -q
+    DEBIAN_FRONTEND=noninteractive with_retry 3 10 apt-get "${lock[@]}" install -y -q --no-install-recommends "${missing[@]}"
   fi
 }
 

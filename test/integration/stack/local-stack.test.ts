@@ -7,7 +7,9 @@ import * as os from "os";
 import * as path from "path";
 import type { Stack, UpResult } from "@pulumi/pulumi/automation";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { main as postPreviewNote, marker } from "../../../scripts/ci/post-preview-note";
 import { localSecrets, openLocalStack } from "../../../tools/local-stack";
+import { FakeGitlab, TOKEN } from "../../support/fake-gitlab";
 
 const STACK = "wst";
 const NETWORK = "coop-wst";
@@ -162,6 +164,30 @@ describe("pulumi up of the local stack from nothing (real engine, real machines)
     const again = await stack.up({ onOutput: log });
     expect(Object.keys(again.summary.resourceChanges ?? {})).toEqual(["same"]);
   }, 10 * MINUTE);
+
+  it("a merge request's note is the real `pulumi preview --diff` of the change, with no secret in it", async () => {
+    await stack.setConfig("socialcoop:domain", { value: "preview.coop.test" });
+    const preview = await stack.preview({ diff: true, color: "never" });
+    await stack.setConfig("socialcoop:domain", { value: "social.coop.test" });
+    const file = path.join(root, "preview.txt");
+    fs.writeFileSync(file, preview.stdout);
+    const gitlab = new FakeGitlab();
+    await gitlab.start();
+    try {
+      const env = { CI_API_V4_URL: gitlab.base, CI_PROJECT_ID: "coop/infra", CI_MERGE_REQUEST_IID: "42", GITLAB_NOTES_TOKEN: TOKEN };
+      expect(await postPreviewNote(["--stack", STACK, "--file", file, "--exit-code", "0"], env)).toBe(0);
+      const note = gitlab.notes.find((n) => n.body.startsWith(marker(STACK)));
+      // The names hooks on both hosts would update, with the new name in their diff; nothing else changes.
+      expect(note?.body).toMatch(/~ command:remote:Command: \(update\)[\s\S]*wst-names-0/);
+      expect(note?.body).toContain("preview.coop.test");
+      expect(preview.changeSummary).toMatchObject({ update: 2 });
+      for (const n of [secrets.resticPassword, secrets.pgbackrestCipherPass, secrets.sshPrivateKey.split("\n")[2]]) {
+        expect(note?.body.includes(n)).toBe(false);
+      }
+    } finally {
+      await gitlab.stop();
+    }
+  }, 5 * MINUTE);
 
   it("a failing hook stops what depends on it, fails the up naming it, and the next up retries it", async () => {
     const keys = await hostKeys();
