@@ -185,6 +185,7 @@ image_path() {
         log_warn "removing an unfinished image build: ${stale}"
         remove_tree "${stale}"
       done
+      fault_point image-cleaned
       image_build "${key}"
     fi
     exec {LOCK_FD}>&-

@@ -31,6 +31,7 @@ boot_machine() {
     --register=no --keep-unit --link-journal=no --resolv-conf=off --timezone=off
     --network-namespace-path="/run/netns/${M_NETNS}"
     --bind="${loop}:${DATA_DEVICE}"
+    --capability=CAP_NET_ADMIN
     --console=read-only
   )
   rm -f "${M_PIDFILE}" "${M_DIR}/pidns"

@@ -78,12 +78,17 @@ ensure_netns() {
   [[ -e "/run/netns/${M_NETNS}" ]] || ip netns add "${M_NETNS}"
   ip link show "${M_VETH}" >/dev/null 2>&1 || ip link add "${M_VETH}" type veth peer name eth0 netns "${M_NETNS}"
   ip -n "${M_NETNS}" link set lo up
+  # A re-created machine has the old addresses on a new MAC: announce them when eth0 comes up (after
+  # the host end, so the announcement is heard), or neighbours keep the old MAC for up to a minute.
+  ip netns exec "${M_NETNS}" sysctl -qw net.ipv4.conf.eth0.arp_notify=1 net.ipv6.conf.eth0.ndisc_notify=1
   ip -n "${M_NETNS}" addr replace "$(machine_param address4)" dev eth0
   ip -n "${M_NETNS}" -6 addr replace "$(machine_param address6)" dev eth0 nodad
+  ip link set "${M_VETH}" master "${br}" up
   ip -n "${M_NETNS}" link set eth0 up
   ip -n "${M_NETNS}" route replace default via "${gw4}" dev eth0
   ip -n "${M_NETNS}" -6 route replace default via "${gw6}" dev eth0
-  ip link set "${M_VETH}" master "${br}" up
+  ip neigh flush to "$(machine_param address4 | cut -d/ -f1)" dev "${br}"
+  ip -6 neigh flush to "$(machine_param address6 | cut -d/ -f1)" dev "${br}"
 }
 
 # ensure_root: the machine's writable root, an overlay over the cached image (shared, read-only).
@@ -169,7 +174,7 @@ cmd_create() {
   lock_wait "${M_LOCK}"
   if [[ -f "${M_DIR}/complete" ]]; then
     if [[ "$(create_params)" != "$(grep -v '^image=' "${M_DIR}/params")" ]]; then
-      die "machine ${M_NAME} exists with other parameters ($(diff <(grep -v '^image=' "${M_DIR}/params") <(create_params) | grep '^[<>]' | cut -d= -f1 | sort -u | tr -d '<> ' | paste -sd,)): delete it first (Pulumi: deleteBeforeReplace)"
+      die "machine ${M_NAME} exists with other parameters ($(diff <(grep -v '^image=' "${M_DIR}/params") <(create_params) | sed -n 's/^[<>] \([^=]*\)=.*/\1/p' | sort -u | paste -sd,)): delete it first (Pulumi: deleteBeforeReplace)"
     fi
     if [[ "$(machine_status)" != running ]]; then
       progress "machine ${M_NAME} exists but is stopped: booting it"
