@@ -1,6 +1,7 @@
 // social.coop: stack config → hosts → DNS → backups → upgrades → stack outputs.
 import { loadStackConfig } from "./config";
 import { Backup } from "./components/backup";
+import { Database, PG_DATA_LINK } from "./components/database";
 import { Providers } from "./components/providers";
 import { declareHosts } from "./components/stack-hosts";
 import { declareNames } from "./components/stack-names";
@@ -22,35 +23,37 @@ const appHost = hosts.get(cfg.hosts.secondary?.roles.includes(flavor) ? "seconda
 
 const local = isLocalStack(cfg);
 const names = declareNames(cfg, stackHosts, providers);
-const ready = [...hosts.values()].map((h) => h.ready);
+const app = appHost ?? (primary as NonNullable<typeof primary>);
+const database = new Database(`${cfg.stackName}-database`, { connection: app.connection, scripts: app.scripts, pgVersion: cfg.versions.postgres });
 
 // The backup repository lives on the secondary, so only stacks with one back up (and drill) here.
-// Local stacks start from bare machines: until the app host component installs PostgreSQL there,
-// they declare hosts and names only.
+// Local stacks start from bare machines: until the app host component deploys the app (its schema)
+// there, they stop at the database.
 const backup =
   primary && secondary && !local
     ? new Backup(`${cfg.stackName}-backup`, {
-        db: { connection: primary.connection, address: primary.ipv4 },
-        repo: { connection: secondary.connection, address: secondary.ipv4 },
+        db: { connection: primary.connection, address: primary.ipv4, scripts: primary.scripts },
+        repo: { connection: secondary.connection, address: secondary.ipv4, scripts: secondary.scripts },
         adminUser: cfg.adminUser,
         pgVersion: cfg.versions.postgres,
         backup: cfg.backup,
         resticPassword: cfg.secrets.resticPassword,
         pgbackrestCipherPass: cfg.secrets.pgbackrestCipherPass,
         s3SecretAccessKey: cfg.secrets.s3SecretAccessKey,
-        after: ready,
+        pgData: PG_DATA_LINK,
+        after: [database.installed],
       })
     : undefined;
 
 const upgrade = local ? undefined : new Upgrade(`${cfg.stackName}-upgrade`, {
-  app: (appHost ?? (primary as NonNullable<typeof primary>)).connection,
+  app: app.connection,
+  appScripts: app.scripts,
   repo: secondary?.connection,
-  adminUser: cfg.adminUser,
   flavor,
   hops,
   pgMajor: cfg.versions.postgres,
   domain: names[0],
-  after: backup ? [...backup.installs, backup.drill] : ready,
+  after: backup ? [...backup.installs, backup.drill] : [],
 });
 
 export const primaryIpv4 = primary?.ipv4;

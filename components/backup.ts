@@ -4,22 +4,15 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import type { BackupConfig } from "../src/config/schema";
 import type { HostConnection } from "./host";
-import {
-  REMOTE_SCRIPTS_DIR,
-  ScriptParams,
-  folderHash,
-  scriptEnvironment,
-  scriptsFolderArchive,
-  scriptsHash,
-  sudoScript,
-  uploadPath,
-} from "./lib/script";
+import { HostScripts, REMOTE_SCRIPTS_DIR, ScriptParams, scriptEnvironment, scriptsHash, sudoScript } from "./lib/script";
 
 export interface BackupHost {
   /** How commands reach the host (secret: holds the deploy key). */
   readonly connection: pulumi.Input<HostConnection>;
   /** The address the other host reaches it at for backup traffic (SSH). */
   readonly address: pulumi.Input<string>;
+  /** The scripts as the Host uploaded them. */
+  readonly scripts: HostScripts;
 }
 
 export interface BackupArgs {
@@ -39,7 +32,9 @@ export interface BackupArgs {
   readonly pgbackrestCipherPass?: pulumi.Input<string>;
   /** Secret key of the S3 repository (secret); required with `backup.s3`. */
   readonly s3SecretAccessKey?: pulumi.Input<string>;
-  /** What must be done on the hosts first (each Host's `ready`). */
+  /** The database host's data directory (pgBackRest's pg1-path). */
+  readonly pgData: string;
+  /** What must be installed first on the database host (the Database component). */
   readonly after?: pulumi.Resource[];
 }
 
@@ -104,22 +99,13 @@ export class Backup extends pulumi.ComponentResource {
     const problems = backupArgsProblems(args);
     if (problems.length > 0) throw new Error(`backup: ${problems.join("; ")}`);
 
-    const uploadHash = folderHash();
-    const remotePath = uploadPath(args.adminUser, uploadHash);
-    const upload = (role: string, host: BackupHost) =>
-      new command.remote.CopyToRemote(
-        `${name}-${role}-scripts`,
-        { connection: host.connection, source: scriptsFolderArchive(), remotePath, triggers: [uploadHash] },
-        { parent: this, dependsOn: args.after },
-      );
-    const dbScripts = upload("db", args.db);
-    const repoScripts = upload("repo", args.repo);
-
     const b = args.backup;
     const common: ScriptParams = {
-      scriptsFrom: remotePath,
+      // The same content hash, so the same folder on both hosts.
+      scriptsFrom: args.db.scripts.path,
       scriptsDir: REMOTE_SCRIPTS_DIR,
       pgVersion: String(args.pgVersion),
+      pgData: args.pgData,
       retentionFull: String(b.retentionFull),
       fullEveryDays: String(b.fullEveryDays),
       backupAt: b.dailyAt,
@@ -158,13 +144,13 @@ export class Backup extends pulumi.ComponentResource {
     };
 
     // Each side needs the other's public keys, which exist only once its install ran: repo, db, repo again.
-    const repoInstall = install("repo-install", args.repo, { backupRole: "repo", peerHost: args.db.address }, [repoScripts]);
+    const repoInstall = install("repo-install", args.repo, { backupRole: "repo", peerHost: args.db.address }, [args.repo.scripts.upload]);
     const repoKeys = repoInstall.stdout.apply(parsePeerKeys);
     const dbInstall = install(
       "db-install",
       args.db,
       { backupRole: "db", peerHost: args.repo.address, peerPublicKey: repoKeys.publicKey, peerHostKey: repoKeys.hostKey },
-      [dbScripts, repoInstall],
+      [args.db.scripts.upload, repoInstall, ...(args.after ?? [])],
     );
     const dbKeys = dbInstall.stdout.apply(parsePeerKeys);
     const repoTrust = install(

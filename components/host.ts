@@ -6,6 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { Provider, Role } from "../src/config/schema";
 import { renderUserData } from "./lib/cloud-init";
 import { ANYWHERE, inboundTcpPorts } from "./lib/firewall";
+import { HostScripts, folderHash, scriptsFolderArchive, uploadPath } from "./lib/script";
 import { LocalNetwork, localMachine, parseMachineInfo } from "./local-cloud";
 
 export interface HostArgs {
@@ -93,6 +94,8 @@ export class Host extends pulumi.ComponentResource {
    * it must `dependsOn` this.
    */
   public readonly ready: command.remote.Command;
+  /** The host scripts, uploaded once per content hash after `ready`; every script command depends on it. */
+  public readonly scripts: HostScripts;
 
   constructor(name: string, args: HostArgs, opts?: pulumi.ComponentResourceOptions) {
     super("socialcoop:host:Host", name, {}, opts);
@@ -154,7 +157,15 @@ export class Host extends pulumi.ComponentResource {
       },
       { parent: this, dependsOn: [booted] },
     );
-    this.registerOutputs({ ipv4: this.ipv4, ipv6: this.ipv6, hostKey: this.hostKey, connection: this.connection, ready: this.ready });
+    const hash = folderHash();
+    const path = uploadPath(args.adminUser, hash);
+    const upload = new command.remote.CopyToRemote(
+      `${name}-scripts`,
+      { connection: this.connection, source: scriptsFolderArchive(), remotePath: path, triggers: [hash] },
+      { parent: this, dependsOn: [this.ready] },
+    );
+    this.scripts = { upload, path };
+    this.registerOutputs({ ipv4: this.ipv4, ipv6: this.ipv6, hostKey: this.hostKey, connection: this.connection, ready: this.ready, scripts: upload });
   }
 
   private local(name: string, args: HostArgs, userData: pulumi.Output<string>): Machine {

@@ -8,15 +8,15 @@ import * as pulumi from "@pulumi/pulumi";
 import type { Flavor, Hop } from "../src/upgrade/path";
 import { DRILL_COMMAND } from "./backup";
 import type { HostConnection } from "./host";
-import { folderHash, scriptEnvironment, scriptsFolderArchive, scriptsHash, sudoScript, uploadPath } from "./lib/script";
+import { HostScripts, scriptEnvironment, scriptsHash, sudoScript } from "./lib/script";
 
 export interface UpgradeArgs {
   /** The host running the app and PostgreSQL (secret connection). */
   readonly app: pulumi.Input<HostConnection>;
   /** The backup repository host, where the drill runs; none on stacks without a secondary. */
   readonly repo?: pulumi.Input<HostConnection>;
-  /** The sudo user the connections log in as (uploads land in its home). */
-  readonly adminUser: string;
+  /** The scripts as the app Host uploaded them. */
+  readonly appScripts: HostScripts;
   /** Mastodon or Hometown. */
   readonly flavor: Flavor;
   /** One upgrade per minor series up to the configured target (src/upgrade/path.ts `upgradeHops`). */
@@ -48,13 +48,8 @@ export class Upgrade extends pulumi.ComponentResource {
     super("socialcoop:upgrade:Upgrade", name, {}, opts);
     const hops = args.hops;
     if (hops.length === 0) throw new Error("upgrade: no release to deploy (hops is empty)");
-    const uploadHash = folderHash();
-    const remotePath = uploadPath(args.adminUser, uploadHash);
-    const scripts = new command.remote.CopyToRemote(
-      `${name}-scripts`,
-      { connection: args.app, source: scriptsFolderArchive(), remotePath, triggers: [uploadHash] },
-      { parent: this, dependsOn: args.after },
-    );
+    const remotePath = args.appScripts.path;
+    const scripts = args.appScripts.upload;
     const targets = [String(args.pgMajor), ...hops.map((h) => h.tag)];
     const step = (role: string, create: string, triggers: unknown[], dependsOn: pulumi.Input<pulumi.Resource>[], environment?: Record<string, pulumi.Input<string>>, connection = args.app) =>
       new command.remote.Command(

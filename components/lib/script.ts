@@ -88,6 +88,12 @@ export function uploadPath(adminUser: string, hash: string): string {
   return `/home/${adminUser}/.coop-scripts/${hash.slice(0, 16)}`;
 }
 
+/** The scripts folder as uploaded once to a host: the upload to depend on, and where it landed. */
+export interface HostScripts {
+  readonly upload: pulumi.Resource;
+  readonly path: string;
+}
+
 /** A parameter name in TypeScript (camelCase) as the scripts read it: `resticPassword` → `COOP_RESTIC_PASSWORD`. */
 export function envName(param: string): string {
   if (!/^[a-z][A-Za-z0-9]*$/.test(param)) throw new Error(`script parameter "${param}" must be camelCase`);

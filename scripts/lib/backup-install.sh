@@ -1,27 +1,7 @@
 # shellcheck shell=bash
-# Helpers of install-backup.sh (sourced after common.sh): write-if-changed files, and the renderers of
-# the pgBackRest configs, the backup environment file and the systemd units. Renderers print to stdout
-# and never log; the secrets they print go only into files written by put_file with a private mode.
-
-# put_file TARGET MODE OWNER GROUP < content: writes only when content, mode or owner differ, through a
-# temp file created private (umask 077) beside the target and renamed, so a kill never leaves half a
-# file or a moment where a secret is readable by others.
-put_file() {
-  local target="$1" mode="$2" owner="$3" group="$4"
-  local tmp
-  mkdir -p "$(dirname "${target}")"
-  tmp=$(umask 077 && mktemp "${target}.XXXXXX")
-  cat >"${tmp}"
-  if [[ -f "${target}" ]] && cmp -s "${tmp}" "${target}" &&
-    [[ "$(stat -c '%a %U %G' "${target}")" == "${mode#0} ${owner} ${group}" ]]; then
-    rm -f "${tmp}"
-    return 0
-  fi
-  chown "${owner}:${group}" "${tmp}"
-  chmod "${mode}" "${tmp}"
-  mv -f "${tmp}" "${target}"
-  log_info "wrote ${target} (mode ${mode}, ${owner}:${group})"
-}
+# Helpers of install-backup.sh (sourced after common.sh): the renderers of the pgBackRest configs, the
+# backup environment file and the systemd units. Renderers print to stdout and never log; the secrets
+# they print go only into files written by common.sh's put_file with a private mode.
 
 # A value for a systemd EnvironmentFile that bash can also source: double quotes, with \ " $ ` escaped.
 env_quote() {

@@ -181,3 +181,23 @@ run_finish() {
   rm -f "$COOP_STATE_FILE"
   log_info "'$COOP_OPERATION' finished in $(_elapsed "$COOP_RUN_STARTED_US" "${EPOCHREALTIME//[^0-9]/}")"
 }
+
+# put_file TARGET MODE OWNER GROUP < content: writes only when content, mode or owner differ, through a
+# temp file created private (umask 077) beside the target and renamed, so a kill never leaves half a
+# file or a moment where a secret is readable by others.
+put_file() {
+  local target="$1" mode="$2" owner="$3" group="$4"
+  local tmp
+  mkdir -p "$(dirname "${target}")"
+  tmp=$(umask 077 && mktemp "${target}.XXXXXX")
+  cat >"${tmp}"
+  if [[ -f "${target}" ]] && cmp -s "${tmp}" "${target}" &&
+    [[ "$(stat -c '%a %U %G' "${target}")" == "${mode#0} ${owner} ${group}" ]]; then
+    rm -f "${tmp}"
+    return 0
+  fi
+  chown "${owner}:${group}" "${tmp}"
+  chmod "${mode}" "${tmp}"
+  mv -f "${tmp}" "${target}"
+  log_info "wrote ${target} (mode ${mode}, ${owner}:${group})"
+}

@@ -82,8 +82,15 @@ export async function runRemote(
   }
 }
 
-/** Copies a file or a folder to remotePath the way `scp -r` does (a folder becomes remotePath when that does not exist). */
+/**
+ * Copies a file or a folder to remotePath the way `scp -r` does (a folder becomes remotePath when that
+ * does not exist), creating remotePath's parent folders first as the real provider's SFTP upload does.
+ */
 export async function copyToRemote(c: Connection, source: string, remotePath: string, log: (line: string) => void): Promise<Output> {
+  const parent = remotePath.replace(/\/[^/]*\/?$/, "") || "/";
+  // A path, not a secret: quoted into the command, so it works where sshd accepts no environment.
+  const made = await runRemote(c, `mkdir -p -- '${parent.replace(/'/g, "'\\''")}'`, {}, undefined, () => undefined, log);
+  if (made.code !== 0) return made;
   const s = openSession(c);
   try {
     const args = ["-r", "-p", "-q", ...s.args.map((a) => (a === "-p" ? "-P" : a)), source, `${target(c)}:${remotePath}`];

@@ -119,8 +119,9 @@ describe("pulumi up of the local stack from nothing (real engine, real machines)
     expect(out.names.value).toEqual(["social.coop.test"]);
     expect(String(out.primaryHostKey.value)).toMatch(/^ssh-ed25519 AAAA/);
     const created = first.summary.resourceChanges?.create ?? 0;
-    // stack, network + bridge, 2 hosts × (component, machine, ready, authorized keys), names + 2 entries.
-    expect(created).toBe(1 + 2 + 2 * 4 + 3);
+    // stack, network + bridge, 2 hosts × (component, machine, ready, authorized keys, scripts),
+    // names + 2 entries, database + its install.
+    expect(created).toBe(1 + 2 + 2 * 5 + 3 + 2);
   });
 
   it("cloud-init made the sudo user with the deploy key; root and passwords are refused; COOP_* passes", async () => {
@@ -143,6 +144,24 @@ describe("pulumi up of the local stack from nothing (real engine, real machines)
       expect(ssh(ip, key, "findmnt -n -o FSTYPE /srv; sudo blkid -o value -s LABEL \"$(findmnt -n -o SOURCE /srv)\"").out.trim()).toBe("ext4\ncoop-data");
       expect(ssh(ip, key, "getent ahostsv4 social.coop.test").out).toContain(PRIMARY);
     }
+  });
+
+  it("PostgreSQL runs in the one layout: on the volume, checksums and archive_mode on, sockets only; Redis on loopback, persisting", async () => {
+    const keys = await hostKeys();
+    const psql = (sql: string) => ssh(PRIMARY, keys.primary, `sudo -u postgres psql -X -A -t -c "${sql}"`).out.trim();
+    expect(psql("show data_directory")).toBe("/srv/postgresql/15/main");
+    expect(psql("show data_checksums")).toBe("on");
+    expect(psql("show archive_mode")).toBe("on");
+    expect(psql("show listen_addresses")).toBe("");
+    expect(psql("select datname || ':' || pg_get_userbyid(datdba) from pg_database where datname = 'mastodon_production'")).toBe("mastodon_production:mastodon");
+    expect(ssh(PRIMARY, keys.primary, "sudo readlink /srv/postgresql/main").out.trim()).toBe("/srv/postgresql/15/main");
+    // The app's user reaches its own database by peer authentication, and only that one.
+    expect(ssh(PRIMARY, keys.primary, "sudo -u mastodon psql -X -A -t -d mastodon_production -c 'select 1'").out.trim()).toBe("1");
+    expect(ssh(PRIMARY, keys.primary, "sudo -u mastodon psql -X -A -t -d postgres -c 'select 1'").code).not.toBe(0);
+    const listening = ssh(PRIMARY, keys.primary, "ss -Hltn").out;
+    expect(listening).toMatch(/127\.0\.0\.1:6379/);
+    expect(listening).not.toMatch(/0\.0\.0\.0:6379|\*:6379|:5432/);
+    expect(ssh(PRIMARY, keys.primary, "redis-cli config get appendonly | tail -1; redis-cli config get dir | tail -1").out.trim()).toBe("yes\n/srv/redis");
   });
 
   it("the firewall lets in only 22, 80 and 443, proven with packets from another namespace", async () => {

@@ -51,13 +51,16 @@ function onlyInsideSecrets(value: unknown, needle: string): { present: boolean; 
 }
 
 describe("Backup component resources", () => {
-  it("uploads the scripts to both hosts and runs install-backup.sh on repo, db, repo again, all children of prod-backup", () => {
+  it("runs install-backup.sh on repo, db, repo again from the scripts each host uploaded once, all children of prod-backup", () => {
     expect(one(prod, "socialcoop:backup:Backup", "prod-backup").parent).toBeUndefined();
-    for (const name of ["prod-backup-db-scripts", "prod-backup-repo-scripts"]) {
-      const copy = one(prod, COPY, name);
-      expect(copy.parent).toBe("prod-backup");
+    for (const host of ["prod-primary", "prod-secondary"]) {
+      const copy = one(prod, COPY, `${host}-scripts`);
+      expect(copy.parent).toBe(host);
       expect(copy.inputs.remotePath).toMatch(/^\/home\/coop\/\.coop-scripts\/[0-9a-f]{16}$/);
+      expect(env(one(prod, COMMAND, "prod-backup-db-install")).COOP_SCRIPTS_FROM).toBe(copy.inputs.remotePath);
     }
+    // One upload per host: no component uploads the scripts again.
+    expect(ofType(prod, COPY).map((r) => r.name).sort()).toEqual(["prod-primary-scripts", "prod-secondary-scripts"]);
     const roles = { "prod-backup-repo-install": "repo", "prod-backup-db-install": "db", "prod-backup-repo-trust": "repo" };
     for (const [name, role] of Object.entries(roles)) {
       const cmd = one(prod, COMMAND, name);
@@ -87,9 +90,9 @@ describe("Backup component resources", () => {
       expect.arrayContaining(["prod-backup-repo-install", "prod-backup-db-install", "prod-backup-repo-trust", "prod-backup-initial-backup"]),
     );
     expect(drill.inputs.create).toBe(DRILL_COMMAND);
-    expect(one(prod, COMMAND, "prod-backup-db-install").dependsOn).toEqual(expect.arrayContaining(["prod-backup-db-scripts", "prod-backup-repo-install"]));
+    expect(one(prod, COMMAND, "prod-backup-db-install").dependsOn).toEqual(expect.arrayContaining(["prod-primary-scripts", "prod-backup-repo-install"]));
     expect(one(prod, COMMAND, "prod-backup-repo-trust").dependsOn).toEqual(expect.arrayContaining(["prod-backup-repo-install", "prod-backup-db-install"]));
-    expect(one(prod, COMMAND, "prod-backup-repo-install").dependsOn).toContain("prod-backup-repo-scripts");
+    expect(one(prod, COMMAND, "prod-backup-repo-install").dependsOn).toContain("prod-secondary-scripts");
   });
 
   it("a stack without a secondary (alpha) declares no backup", () => {
@@ -133,7 +136,8 @@ describe("backup secrets stay secret", () => {
   it("every command and upload gets the deploy key only inside its secret connection", () => {
     const line = SECRET_VALUES.sshPrivateKey.split("\n")[1];
     const commands = [...ofType(s3, COMMAND), ...ofType(s3, COPY)];
-    expect(commands.filter((r) => r.parent === "prod-backup")).toHaveLength(7);
+    expect(commands.filter((r) => r.parent === "prod-backup")).toHaveLength(5);
+    expect(commands.filter((r) => r.type === COPY).map((r) => r.parent).sort()).toEqual(["prod-primary", "prod-secondary"]);
     const backupResources = commands;
     for (const r of backupResources) {
       expect(isSecretValue(r.inputs.connection), `${r.name}.connection`).toBe(true);
@@ -224,8 +228,8 @@ describe("backup inputs", () => {
 
   it("Backup refuses missing passphrases and S3 without its secret key, naming the fields", () => {
     const backup = { fullEveryDays: 7, retentionFull: 4, drillMaxAgeHours: 26, dailyAt: "03:15", drillAt: "05:30", s3: S3 } as BackupConfig;
-    const host = { connection: { host: "h", port: 22, user: "u", privateKey: "k" }, address: "h" };
-    expect(backupArgsProblems({ db: host, repo: host, adminUser: "coop", pgVersion: 15, backup })).toEqual([
+    const host = { connection: { host: "h", port: 22, user: "u", privateKey: "k" }, address: "h", scripts: { upload: new pulumi.ComponentResource("x:y:Z", "upload"), path: "/p" } };
+    expect(backupArgsProblems({ db: host, repo: host, adminUser: "coop", pgVersion: 15, backup, pgData: "/srv/postgresql/main" })).toEqual([
       expect.stringMatching(/^resticPassword: missing/),
       expect.stringMatching(/^pgbackrestCipherPass: missing/),
       expect.stringMatching(/^s3SecretAccessKey: missing while backup.s3 is set/),

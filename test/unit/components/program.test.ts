@@ -37,6 +37,7 @@ describe("hosts on Hetzner Cloud", () => {
         [
           "command:remote:Command",
           "command:remote:Command",
+          "command:remote:CopyToRemote",
           "hcloud:index/firewall:Firewall",
           "hcloud:index/server:Server",
           "hcloud:index/volume:Volume",
@@ -75,12 +76,25 @@ describe("every host, before any command runs on it", () => {
     }
   });
 
-  it("the backup scripts are uploaded only after both hosts are ready and have their keys", () => {
-    for (const role of ["db", "repo"]) {
-      expect(one(prod, "command:remote:CopyToRemote", `prod-backup-${role}-scripts`).dependsOn).toEqual(
-        expect.arrayContaining(["prod-primary-authorized-keys", "prod-secondary-authorized-keys"]),
-      );
+  it("each host uploads the scripts once, only after it is ready and has its keys", () => {
+    for (const host of ["prod-primary", "prod-secondary"]) {
+      expect(one(prod, "command:remote:CopyToRemote", `${host}-scripts`).dependsOn).toContain(`${host}-authorized-keys`);
     }
+  });
+});
+
+describe("the database on the app host", () => {
+  it("installs PostgreSQL and Redis on the app host from its uploaded scripts, before any backup install", () => {
+    const install = one(prod, "command:remote:Command", "prod-database-install");
+    expect(install.parent).toBe("prod-database");
+    expect(install.dependsOn).toContain("prod-primary-scripts");
+    expect(install.inputs.environment).toMatchObject({ COOP_PG_VERSION: "15" });
+    expect(String(install.inputs.create)).toMatch(/bash "\$COOP_SCRIPTS_FROM"\/install-database.sh$/);
+    expect(one(prod, "command:remote:Command", "prod-backup-db-install").dependsOn).toContain("prod-database-install");
+  });
+
+  it("a PostgreSQL major bump does not re-run the install (the upgrade chain moves the cluster)", () => {
+    expect(one(prod, "command:remote:Command", "prod-database-install").ignoreChanges).toContain("environment.COOP_PG_VERSION");
   });
 });
 
@@ -92,6 +106,7 @@ describe("hosts on DigitalOcean", () => {
         [
           "command:remote:Command",
           "command:remote:Command",
+          "command:remote:CopyToRemote",
           "digitalocean:index/droplet:Droplet",
           "digitalocean:index/firewall:Firewall",
           "digitalocean:index/volume:Volume",

@@ -20,8 +20,8 @@ const chain = (run: OfflineRun, stack: string) => run.resources.filter((r) => r.
 describe("the upgrade chain", () => {
   it("runs drill → drill result → PostgreSQL → app hop(s) → health check, each waiting for the one before", () => {
     const names = chain(prod, "prod").map((r) => r.name);
-    expect(names).toEqual(["prod-upgrade-scripts", "prod-upgrade-drill", "prod-upgrade-drill-result", "prod-upgrade-postgres", "prod-upgrade-app-4.3", "prod-upgrade-health"]);
-    for (let i = 2; i < names.length; i++) expect(one(prod, CMD, names[i]).dependsOn, names[i]).toContain(names[i - 1]);
+    expect(names).toEqual(["prod-upgrade-drill", "prod-upgrade-drill-result", "prod-upgrade-postgres", "prod-upgrade-app-4.3", "prod-upgrade-health"]);
+    for (let i = 1; i < names.length; i++) expect(one(prod, CMD, names[i]).dependsOn, names[i]).toContain(names[i - 1]);
     // The first drill waits for the backup component's installs and nightly drill.
     expect(one(prod, CMD, "prod-upgrade-drill").dependsOn).toEqual(expect.arrayContaining(["prod-backup-drill", "prod-backup-db-install"]));
   });
@@ -53,7 +53,9 @@ describe("the upgrade chain", () => {
 
   it("a stack without a secondary has no drill link and upgrades Hometown", () => {
     const names = chain(alpha, "alpha").map((r) => r.name);
-    expect(names).toEqual(["alpha-upgrade-scripts", "alpha-upgrade-postgres", "alpha-upgrade-app-4.5", "alpha-upgrade-health"]);
+    expect(names).toEqual(["alpha-upgrade-postgres", "alpha-upgrade-app-4.5", "alpha-upgrade-health"]);
+    // The app host's own upload comes first.
+    expect(one(alpha, CMD, "alpha-upgrade-postgres").dependsOn).toContain("alpha-primary-scripts");
     const env = one(alpha, CMD, "alpha-upgrade-app-4.5").inputs.environment as Record<string, string>;
     expect(env).toMatchObject({ COOP_APP_FLAVOR: "hometown", COOP_TARGET_TAG: "v4.5.11+hometown-1.2.1", COOP_SKIP_OLDER: "1", COOP_REQUIRE_DRILL: "0" });
     expect(one(alpha, CMD, "alpha-upgrade-health").inputs.create).toContain("--resolve alpha.social.coop:443:127.0.0.1 https://alpha.social.coop/health");
