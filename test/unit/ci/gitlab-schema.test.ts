@@ -44,7 +44,8 @@ describe(".gitlab-ci.yml is a pipeline GitLab accepts", () => {
     expect(evaluatePipeline(ci, { vars: push, changed: ["index.ts"] }).errors).toEqual([]);
   });
 
-  it.skipIf(!gitlabSchema)("the pipeline is valid against GitLab's own CI schema (GITLAB_CI_SCHEMA)", () => {
+  if (!gitlabSchema) console.warn("skipped: GitLab's own CI schema check: GITLAB_CI_SCHEMA is not set (GitLab's ci.json is not in the repository)");
+  it.skipIf(!gitlabSchema)("the pipeline is valid against GitLab's own CI schema (skipped unless GITLAB_CI_SCHEMA names a copy of GitLab's ci.json, which the repository cannot hold)", () => {
     const schema = gitlabSchema as Schema;
     expect(validateJsonSchema(schema, ci)).toEqual([]);
     for (const [what, file] of broken) expect(validateJsonSchema(schema, file), what).not.toEqual([]);
