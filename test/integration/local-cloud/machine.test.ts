@@ -18,7 +18,7 @@ const NETWORK = `lct${ID}`;
 const PROBE_NS = `lct${ID}-probe`;
 const PROBE_VETH = `lctp${ID}`;
 const OPEN_PORTS = "22 80 443";
-const names = { a: `lct${ID}-a`, b: `lct${ID}-b`, c: `lct${ID}-c` };
+const names = { a: `lct${ID}-a`, b: `lct${ID}-b`, c: `lct${ID}-c`, d: `lct${ID}-d` };
 const SEED = Number(process.env.COOP_TEST_SEED ?? Date.now() % 100000);
 
 // A subnet no interface of this machine uses (other rigs may run beside this test).
@@ -30,7 +30,7 @@ function freeSubnet(): number {
 const X = freeSubnet();
 const addr4 = (host: number) => `10.231.${X}.${host}`;
 const addr6 = (host: number) => `fd42:231:${X}::${host}`;
-const hostNo = { a: 11, b: 12, c: 13 } as const;
+const hostNo = { a: 11, b: 12, c: 13, d: 14 } as const;
 type Key = keyof typeof names;
 
 interface Created { name: string; ipv4: string; ipv6: string; hostKey: string; leaderPid: number }
@@ -156,7 +156,7 @@ beforeAll(async () => {
   sh("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", keyFile]);
   const cold = await tool("image", {});
   ok(cold, "image");
-  timings[/cached/.test(cold.stderr) ? "image (already cached)" : "image cold build"] = `${(cold.ms / 1000).toFixed(1)} s`;
+  timings[/cached/.test(cold.stderr) ? "image (already cached)" : "image cold build"] = `${(cold.ms / 1000).toFixed(2)} s`;
   const cached = ok(await tool("image", {}), "image (cached)");
   timings["image cached"] = `${(cached.ms / 1000).toFixed(2)} s`;
   expect(cached.stdout.trim()).toBe(cold.stdout.trim());
@@ -280,6 +280,16 @@ describe("machine.sh: local machines", () => {
     probeServer = undefined;
   }, 120_000);
 
+  it("a machine whose cloud-init fails: create fails naming the module and showing its output, and leaves nothing", async () => {
+    const r = await tool("create", { ...machineEnv("d"), COOP_USER_DATA: '#cloud-config\nruncmd:\n  - [sh, -c, "echo boom-from-runcmd; exit 3"]\n' });
+    expect(r.code).not.toBe(0);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toMatch(/cloud-init failed in module\(s\) scripts-user/);
+    expect(r.stderr).toContain("boom-from-runcmd");
+    expect((await tool("status", { COOP_MACHINE: names.d })).stdout.trim()).toBe("absent");
+    expect(loopsOf("d")).toEqual([]);
+  }, 120_000);
+
   it("create again is a no-op that prints the same JSON; status says running", async () => {
     const again = ok(await tool("create", machineEnv("a")), "create a again");
     expect(JSON.parse(again.stdout)).toEqual(created.a);
@@ -346,13 +356,16 @@ describe("machine.sh: local machines", () => {
     // Kill once the chroot has /proc mounted (package install), the worst moment to leave things behind.
     const deadline = Date.now() + 180_000;
     let building = "";
-    while (Date.now() < deadline) {
-      building = (existsSync(join(cache, "host-image")) ? readdirSync(join(cache, "host-image")) : []).find((d) => d.startsWith(".build-")) ?? "";
-      if (building && sh("findmnt", ["-rn", "-o", "TARGET"]).stdout.includes(join(cache, "host-image", building, "rootfs", "proc"))) break;
-      await new Promise((r) => setTimeout(r, 250));
+    try {
+      while (Date.now() < deadline) {
+        building = (existsSync(join(cache, "host-image")) ? readdirSync(join(cache, "host-image")) : []).find((d) => d.startsWith(".build-")) ?? "";
+        if (building && sh("findmnt", ["-rn", "-o", "TARGET"]).stdout.includes(join(cache, "host-image", building, "rootfs", "proc"))) break;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    } finally {
+      process.kill(-leader, "SIGKILL"); // never leave the build running, whatever happened
     }
     expect(building).not.toBe("");
-    process.kill(-leader, "SIGKILL");
     const killed = await first;
     expect(killed.signal).toBe("SIGKILL");
     const left = readdirSync(join(cache, "host-image"));

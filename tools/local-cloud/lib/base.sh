@@ -10,7 +10,9 @@ COOP_SCRIPT=local-cloud
 # shellcheck source=scripts/lib/common.sh
 source "${LOCAL_CLOUD_DIR}/../../scripts/lib/common.sh"
 
-readonly LOCK_ROOT="${STATE_ROOT}/locks"
+# Machines, namespaces and bridges are names the whole kernel shares: their locks are machine-wide,
+# whatever COOP_STATE_DIR says (the image's lock lives in its cache).
+readonly LOCK_ROOT=/run/lock/socialcoop-local-cloud
 readonly LOCK_WAIT_SECONDS="${COOP_LOCK_WAIT:-1800}"
 STARTED_US=${EPOCHREALTIME//[^0-9]/}
 
@@ -22,13 +24,14 @@ elapsed() {
 
 progress() { log_info "[$(elapsed)s] $*"; }
 
-# lock_wait NAME: an flock that waits (a second create of the same machine, or a second image build,
-# waits for the first). The kernel drops it when the holder dies, SIGKILL included, so no lock is stale.
-# Every long-lived child must be started with `{LOCK_FD}>&-`, or it would keep the lock.
+# lock_wait NAME|PATH: an flock that waits (a second create of the same machine, or a second image
+# build, waits for the first); NAME is a lock in LOCK_ROOT. The kernel drops it when the holder dies,
+# SIGKILL included, so no lock is stale. Long-lived children must not inherit LOCK_FD.
 LOCK_FD=""
 lock_wait() {
   local file="${LOCK_ROOT}/$1.lock"
-  mkdir -p "${LOCK_ROOT}"
+  [[ "$1" == /* ]] && file=$1
+  mkdir -p "$(dirname "${file}")"
   exec {LOCK_FD}>>"${file}"
   if ! flock -n "${LOCK_FD}"; then
     log_info "waiting for the lock ${file} (held by another run)"

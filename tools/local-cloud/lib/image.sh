@@ -173,11 +173,12 @@ image_build() {
 # image_path: builds the image if needed and prints the root filesystem's path.
 image_path() {
   local key stale
+  local outer_lock=${LOCK_FD}
   require_cmd debootstrap chroot apt-get sha256sum flock
   key=$(image_key)
   mkdir -p "${IMAGE_ROOT}"
   if [[ ! -d "${IMAGE_ROOT}/${key}/rootfs" ]]; then
-    lock_wait "image"
+    lock_wait "${IMAGE_ROOT}/.lock"
     if [[ ! -d "${IMAGE_ROOT}/${key}/rootfs" ]]; then
       # Builds killed earlier: never finished, so never renamed; under the lock nobody else uses them.
       for stale in "${IMAGE_ROOT}"/.build-*; do
@@ -189,6 +190,7 @@ image_path() {
       image_build "${key}"
     fi
     exec {LOCK_FD}>&-
+    LOCK_FD=${outer_lock}
   else
     progress "image ${key:0:12}: cached"
   fi

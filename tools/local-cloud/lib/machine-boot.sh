@@ -5,6 +5,10 @@
 
 # The fixed path of the data volume inside every machine; cloud-init mounts it at /srv.
 readonly DATA_DEVICE="/dev/coop-data"
+# The detached child: closes inherited fds, writes its own pid (it becomes nspawn's), then execs nspawn.
+# shellcheck disable=SC2016 # expanded by the child shell
+readonly NSPAWN_LAUNCHER='for f in /proc/self/fd/*; do n=${f##*/}; if ((n > 2)) && [[ -e "$f" ]]; then exec {n}>&-; fi; done
+printf "%s\n" "$$" >"$1.tmp" && mv -f "$1.tmp" "$1" && shift && exec "$@"'
 readonly BOOT_TIMEOUT="${COOP_BOOT_TIMEOUT:-600}"
 
 # wait_until SECONDS CMD...: polls CMD every 0.2 s; fails after SECONDS.
@@ -38,15 +42,15 @@ boot_machine() {
   printf '\n=== boot %s ===\n' "$(date -u +%FT%TZ)" >>"${M_DIR}/console.log"
   # The host's PID 1 is not systemd and cgroups are hybrid: nspawn needs the legacy layout (FIELD-NOTES),
   # hence SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=0.
-  # A clean environment: nothing of the caller's (COOP_USER_DATA included) stays in nspawn's.
-  # shellcheck disable=SC2016 # the child shell expands $$ and $1 itself
-  env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=0 setsid --fork bash -c 'printf "%s\n" "$$" >"$1.tmp" && mv -f "$1.tmp" "$1" && shift && exec "$@"' \
+  # A clean environment: nothing of the caller's (COOP_USER_DATA included) stays in nspawn's, and no
+  # file descriptor but 0-2 (a lock fd inherited by nspawn would hold the machine's lock forever).
+  env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=0 setsid --fork bash -c "${NSPAWN_LAUNCHER}" \
     boot "${M_PIDFILE}" "${nspawn[@]}" </dev/null >>"${M_DIR}/console.log" 2>&1 {LOCK_FD}>&-
   if ! wait_until 30 has_leader; then
     tail -n 20 "${M_DIR}/console.log" >&2
     die "machine ${M_NAME}: systemd-nspawn did not start the machine's systemd within 30s (console above: ${M_DIR}/console.log)"
   fi
-  readlink "/proc/$(leader_pid)/ns/pid" >"${M_DIR}/pidns"
+  printf '%s %s\n' "$(readlink "/proc/$(leader_pid)/ns/pid")" "$(cat /proc/sys/kernel/random/boot_id)" >"${M_DIR}/pidns"
   progress "machine ${M_NAME} booting: nspawn pid $(nspawn_pid), leader pid $(leader_pid)"
 }
 

@@ -50,7 +50,8 @@ root_dev() {
 machine_pids() {
   local dev pidns p
   dev=$(root_dev)
-  pidns=$(cat "${M_DIR}/pidns" 2>/dev/null || true)
+  # Recorded as "pid:[inode] boot_id": namespace inodes are reused after this machine reboots.
+  pidns=$(awk -v boot="$(cat /proc/sys/kernel/random/boot_id)" '$2 == boot { print $1 }' "${M_DIR}/pidns" 2>/dev/null || true)
   [[ -n "${dev}${pidns}" ]] || return 0
   for p in /proc/[0-9]*; do
     p=${p#/proc/}
