@@ -13,13 +13,17 @@ export { ConfigError } from "./src/config/problems";
  */
 const runtimeSecrets = pulumi.runtime as unknown as { isConfigSecret?: (fullKey: string) => boolean };
 
+/**
+ * Every key of every namespace goes to the parser: `socialcoop:` keys without their prefix, the rest in
+ * full, so that a misspelled namespace (`socialcop:domain`) or a provider setting the program never
+ * reads (`hcloud:token`) is refused instead of silently ignored.
+ */
 export function readRawConfig(): RawStackConfig {
   const prefix = `${NAMESPACE}:`;
   const values: Record<string, string> = {};
   const secretKeys = new Set<string>();
   for (const [fullKey, value] of Object.entries(pulumi.runtime.allConfig())) {
-    if (!fullKey.startsWith(prefix)) continue;
-    const key = fullKey.slice(prefix.length);
+    const key = fullKey.startsWith(prefix) ? fullKey.slice(prefix.length) : fullKey;
     values[key] = value;
     if (runtimeSecrets.isConfigSecret?.(fullKey)) secretKeys.add(key);
   }

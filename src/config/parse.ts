@@ -1,6 +1,10 @@
 // One parse of a stack's raw config into a typed StackConfig, reporting every problem at once.
 import * as pulumi from "@pulumi/pulumi";
 import type { z } from "zod";
+import { publicKeyFromPrivateKey } from "../ssh/openssh-key";
+import { readCatalog } from "../upgrade/catalog";
+import { type Flavor, type Hop, UpgradePathError, upgradeHops } from "../upgrade/path";
+import { PLAIN_KEYS, foreignKeyProblem, namespaceOf, unknownKeyProblem, unknownNestedKeyProblem } from "./keys";
 import {
   ConfigError,
   ConfigProblem,
@@ -21,14 +25,29 @@ import {
   isLocalStack,
   plainConfigSchema,
 } from "./schema";
-import { SECRET_KEYS, SECRET_SPECS, SecretKey, secretFix } from "./secrets";
+import { SECRET_KEYS, SECRET_SPECS, SecretKey, isSecretKey, secretFix } from "./secrets";
 
-/** Config as Pulumi hands it over: keys without the `socialcoop:` prefix, values as strings. */
+/**
+ * Config as Pulumi hands it over, values as strings. Keys of the `socialcoop:` namespace come without
+ * it (`domain`); keys of every other namespace in full (`socialcop:domain`, `hcloud:token`), as in
+ * Pulumi.yaml's own project config, so that the parser can refuse what the program would never read.
+ */
 export interface RawStackConfig {
   readonly stackName: string;
   readonly values: Readonly<Record<string, string>>;
-  /** Keys (without prefix) that Pulumi holds encrypted. */
+  /** Keys (as in `values`) that Pulumi holds encrypted. */
   readonly secretKeys: ReadonlySet<string>;
+}
+
+export interface ParseOptions {
+  /** The release catalog of a flavor, oldest first; default releases/<flavor>.json. */
+  readonly catalog?: (flavor: Flavor) => readonly string[];
+}
+
+/** The app the stack serves and the hops that reach its configured version (src/upgrade/path.ts). */
+export interface UpgradePlan {
+  readonly flavor: Flavor;
+  readonly hops: readonly Hop[];
 }
 
 export type Secrets = { readonly [K in SecretKey]?: pulumi.Output<string> };
@@ -36,38 +55,53 @@ export type Secrets = { readonly [K in SecretKey]?: pulumi.Output<string> };
 export interface StackConfig extends PlainConfig {
   readonly stackName: string;
   readonly secrets: Secrets;
+  /** Checked with the rest of the config, so a version off the catalog is refused before any resource. */
+  readonly upgrade: UpgradePlan;
 }
 
 export type HostName = "primary" | "secondary";
 
-const PLAIN_KEYS = Object.keys(plainConfigSchema.shape);
-const APP_ROLES: readonly Role[] = ["mastodon", "hometown"];
+const APP_ROLES: readonly Flavor[] = ["mastodon", "hometown"];
 
-export function parseStackConfig(raw: RawStackConfig): StackConfig {
+export function parseStackConfig(raw: RawStackConfig, opts: ParseOptions = {}): StackConfig {
   const problems: ConfigProblem[] = [];
   const plain: Record<string, unknown> = {};
 
   for (const [key, value] of Object.entries(raw.values)) {
-    if ((SECRET_KEYS as readonly string[]).includes(key)) continue;
+    if (namespaceOf(key) !== undefined) {
+      const p = foreignKeyProblem(key, raw);
+      if (p) problems.push(p);
+      continue;
+    }
+    if (isSecretKey(key)) continue;
     if (!PLAIN_KEYS.includes(key)) {
-      problems.push(
-        problem([key], `unknown key (known keys: ${[...PLAIN_KEYS, ...SECRET_KEYS].join(", ")})`, removeFix([key])),
-      );
+      problems.push(unknownKeyProblem(key, raw));
       continue;
     }
     plain[key] = OBJECT_KEYS.has(key) ? parseJson(key, value, problems) : value;
   }
 
   const parsed = plainConfigSchema.safeParse(plain, { reportInput: true });
-  if (!parsed.success) problems.push(...parsed.error.issues.flatMap((i) => fromZodIssue(i, plain)));
-  else problems.push(...crossFieldProblems(parsed.data, raw.stackName));
+  if (!parsed.success) problems.push(...parsed.error.issues.flatMap((i) => fromZodIssue(i, plain, raw.secretKeys)));
+  // The rules across keys run on every section that parsed, so that (say) an upgrade path off the
+  // catalog is reported together with a typo in the domain, not after it is fixed.
+  const valid = parsed.success ? parsed.data : validSections(plain);
+  const { hosts, versions, stackRole, domain, sshKeys } = valid;
+  if (hosts && versions && stackRole && domain) problems.push(...crossFieldProblems({ hosts, versions, stackRole, domain }, raw.stackName));
+  if (sshKeys) problems.push(...sshKeyProblems(sshKeys, raw));
+  let upgrade: UpgradePlan | undefined;
+  if (hosts && versions) {
+    const checked = upgradeProblems({ hosts, versions }, opts.catalog ?? readCatalog);
+    problems.push(...checked.problems);
+    upgrade = checked.plan;
+  }
 
   // Secrets are checked even when the plain part failed, so the operator sees everything at once.
   problems.push(...secretProblems(raw, parsed.success ? parsed.data : undefined));
 
-  if (problems.length > 0) throw new ConfigError(problems);
+  if (problems.length > 0 || !upgrade) throw new ConfigError(problems);
   const data = parsed.data as PlainConfig;
-  return { ...data, stackName: raw.stackName, secrets: readSecrets(raw) };
+  return { ...data, stackName: raw.stackName, secrets: readSecrets(raw), upgrade };
 }
 
 /**
@@ -87,6 +121,17 @@ export function parseConfigKey<K extends keyof PlainConfig & string>(key: K, raw
   return parsed.data;
 }
 
+/** Each top-level section that is valid on its own. */
+function validSections(plain: Record<string, unknown>): Partial<PlainConfig> {
+  const out: Record<string, unknown> = {};
+  const shape = plainConfigSchema.shape as Record<string, z.ZodType>;
+  for (const key of PLAIN_KEYS) {
+    const r = shape[key].safeParse(plain[key]);
+    if (r.success) out[key] = r.data;
+  }
+  return out as Partial<PlainConfig>;
+}
+
 function parseJson(key: string, value: string, problems: ConfigProblem[]): unknown {
   try {
     return JSON.parse(value);
@@ -95,6 +140,9 @@ function parseJson(key: string, value: string, problems: ConfigProblem[]): unkno
     return undefined;
   }
 }
+
+/** Stands in for a value under a secret key: describeFound shows it as this text. */
+const SECRET_FOUND = Symbol("a value under a secret key (not shown)");
 
 function lookup(root: unknown, path: readonly PathSegment[]): unknown {
   let node = root;
@@ -105,14 +153,18 @@ function lookup(root: unknown, path: readonly PathSegment[]): unknown {
   return node;
 }
 
-function fromZodIssue(issue: z.core.$ZodIssue, root: unknown): ConfigProblem[] {
+/**
+ * `secretKeys`: top-level keys Pulumi holds encrypted (a plain key becomes one when a part of it was
+ * set with `--secret --path`); nothing found under them is shown.
+ */
+function fromZodIssue(issue: z.core.$ZodIssue, root: unknown, secretKeys: ReadonlySet<string> = new Set()): ConfigProblem[] {
   const path = issue.path.filter((s): s is PathSegment => typeof s !== "symbol");
-  const found = lookup(root, path);
+  const hidden = secretKeys.has(String(path[0]));
+  const rawFound = lookup(root, path);
+  const found = hidden && rawFound !== undefined ? SECRET_FOUND : rawFound;
   switch (issue.code) {
     case "unrecognized_keys":
-      return issue.keys.map((k) =>
-        problem([...path, k], `unknown key (found ${describeFound(lookup(root, [...path, k]))})`, removeFix([...path, k])),
-      );
+      return issue.keys.map((k) => unknownNestedKeyProblem([...path, k], hidden ? SECRET_FOUND : lookup(root, [...path, k])));
     case "invalid_type":
       return [
         problem(path, found === undefined ? "is missing" : `expected ${issue.expected}, found ${describeFound(found)}`),
@@ -136,14 +188,41 @@ function fromZodIssue(issue: z.core.$ZodIssue, root: unknown): ConfigProblem[] {
   }
 }
 
-function hostsOf(cfg: PlainConfig): [HostName, HostConfig][] {
+/** What the rules across keys read. */
+export type CrossFieldInput = Pick<PlainConfig, "hosts" | "versions" | "stackRole" | "domain">;
+
+function hostsOf(cfg: Pick<PlainConfig, "hosts">): [HostName, HostConfig][] {
   const hosts: [HostName, HostConfig][] = [["primary", cfg.hosts.primary]];
   if (cfg.hosts.secondary) hosts.push(["secondary", cfg.hosts.secondary]);
   return hosts;
 }
 
+const rolesPath = (name: HostName) => ["hosts", name, "roles"];
+const rolesFix = (name: HostName, roles: readonly Role[]) => setFix(rolesPath(name), JSON.stringify(roles));
+const without = (roles: readonly Role[], role: Role) => roles.filter((r) => r !== role);
+const unique = (roles: readonly Role[]) => [...new Set(roles)];
+/** The app role a stack most likely means when it has none: a `town` stack serves Hometown. */
+const likelyApp = (cfg: Pick<PlainConfig, "stackRole">): Role => (cfg.stackRole === "town" ? "hometown" : "mastodon");
+
+/** Roles this kind of stack cannot have: only prod serves Matrix; alpha has no hot spare. */
+function forbiddenRoles(cfg: Pick<PlainConfig, "stackRole">): readonly Role[] {
+  return cfg.stackRole === "prod" ? [] : cfg.stackRole === "alpha" ? ["matrix", "spare"] : ["matrix"];
+}
+
+/**
+ * Takes the stack's forbidden roles off a host without taking anything else with it, so that two
+ * problems on one host give the same fix: the host keeps its other roles; a secondary left with none
+ * is removed; a primary left with none serves the app instead.
+ */
+function dropForbiddenFix(cfg: CrossFieldInput, name: HostName): string {
+  const host = cfg.hosts[name] as HostConfig;
+  const rest = host.roles.filter((r) => !forbiddenRoles(cfg).includes(r));
+  if (rest.length > 0) return rolesFix(name, rest);
+  return name === "secondary" ? removeFix(["hosts", "secondary"]) : rolesFix(name, [likelyApp(cfg)]);
+}
+
 /** Rules zod cannot express field by field: placement of roles, provider-specific values, stack shape. */
-export function crossFieldProblems(cfg: PlainConfig, stackName: string): ConfigProblem[] {
+export function crossFieldProblems(cfg: CrossFieldInput, stackName: string): ConfigProblem[] {
   const out: ConfigProblem[] = [];
   const where = new Map<Role, HostName>();
 
@@ -182,18 +261,42 @@ export function crossFieldProblems(cfg: PlainConfig, stackName: string): ConfigP
         );
       } else where.set(role, name);
     });
-    if (host.roles.includes("spare") && host.roles.length > 1) {
+  }
+
+  // alpha has no spare at all (below); elsewhere the spare lives alone on the secondary. Each fix
+  // keeps every other role of the stack on some host: a fix must never drop the app it was serving.
+  const { primary, secondary } = cfg.hosts;
+  if (cfg.stackRole !== "alpha" && primary.roles.includes("spare")) {
+    const rest = without(primary.roles, "spare");
+    if (secondary) {
+      const moved = unique([...rest, ...without(secondary.roles, "spare")]);
       out.push(
         problem(
-          at("roles"),
-          `"spare" cannot share a host with ${host.roles.filter((r) => r !== "spare").join(", ")}: a spare must be free to take over`,
-          `pulumi config set --path 'hosts.${name}.roles' '["spare"]'`,
+          rolesPath("primary"),
+          `"spare" belongs on hosts.secondary, not the primary: it takes over when the primary fails`,
+          `${rolesFix("primary", moved.length > 0 ? moved : [likelyApp(cfg)])} && ${rolesFix("secondary", ["spare"])}`,
+        ),
+      );
+    } else {
+      out.push(
+        problem(
+          rolesPath("primary"),
+          `"spare" needs a hosts.secondary to run on, and this stack has none`,
+          rolesFix("primary", rest.length > 0 ? rest : [likelyApp(cfg)]),
         ),
       );
     }
-    if (host.roles.includes("spare") && name === "primary") {
-      out.push(problem(at("roles"), `"spare" belongs on hosts.secondary, not the primary`, `move "spare" to hosts.secondary.roles`));
-    }
+  }
+  if (cfg.stackRole !== "alpha" && secondary && secondary.roles.includes("spare") && secondary.roles.length > 1) {
+    const rest = without(secondary.roles, "spare");
+    const moved = unique([...without(primary.roles, "spare"), ...rest]);
+    out.push(
+      problem(
+        rolesPath("secondary"),
+        `"spare" cannot share a host with ${rest.join(", ")}: a spare must be free to take over; move ${rest.join(", ")} to hosts.primary`,
+        `${rolesFix("primary", moved)} && ${rolesFix("secondary", ["spare"])}`,
+      ),
+    );
   }
 
   const providers = hostsOf(cfg).map(([, h]) => h.provider);
@@ -209,17 +312,26 @@ export function crossFieldProblems(cfg: PlainConfig, stackName: string): ConfigP
 
   const apps = APP_ROLES.filter((r) => where.has(r));
   if (apps.length === 0) {
-    out.push(problem(["hosts", "primary", "roles"], `no host serves the instance: add "mastodon" or "hometown"`));
+    const role = likelyApp(cfg);
+    out.push(
+      problem(
+        rolesPath("primary"),
+        `no host serves the instance: add "mastodon" or "hometown"`,
+        rolesFix("primary", unique([...primary.roles.filter((r) => !forbiddenRoles(cfg).includes(r)), role])),
+      ),
+    );
   } else if (apps.length > 1) {
     out.push(
       problem(["hosts"], `a stack serves one instance: both "mastodon" and "hometown" are set`, `keep one of them; run the other as its own stack (town)`),
     );
   }
-  if (cfg.stackRole !== "prod" && where.has("matrix")) {
-    out.push(problem(["hosts", where.get("matrix") as HostName, "roles"], `"matrix" is served only by the prod stack (matrix.${cfg.domain})`, `remove "matrix" from this ${cfg.stackRole} stack`));
+  const matrixAt = where.get("matrix");
+  if (cfg.stackRole !== "prod" && matrixAt) {
+    out.push(problem(rolesPath(matrixAt), `"matrix" is served only by the prod stack (matrix.${cfg.domain})`, dropForbiddenFix(cfg, matrixAt)));
   }
-  if (cfg.stackRole === "alpha" && where.has("spare")) {
-    out.push(problem(["hosts", "secondary", "roles"], `alpha is a throwaway restore of prod and has no hot spare`, `remove "spare" from hosts.secondary.roles`));
+  const spareAt = where.get("spare");
+  if (cfg.stackRole === "alpha" && spareAt) {
+    out.push(problem(rolesPath(spareAt), `alpha is a throwaway restore of prod and has no hot spare`, dropForbiddenFix(cfg, spareAt)));
   }
   if (cfg.stackRole === "prod" && !cfg.hosts.secondary) {
     out.push(problem(["hosts", "secondary"], `is missing: prod keeps its backup repository and hot spare on a secondary host`));
@@ -236,6 +348,66 @@ export function crossFieldProblems(cfg: PlainConfig, stackName: string): ConfigP
     out.push(problem(["stackRole"], `found "${cfg.stackRole}" but this stack is named "${stackName}"`, `pulumi config set stackRole ${stackName}`));
   }
   return out;
+}
+
+/** The same key twice reaches Hetzner and DigitalOcean twice, and both refuse a duplicate in the middle of `pulumi up`. */
+function sshKeyProblems(sshKeys: readonly string[], raw: RawStackConfig): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  const keyOf = (line: string) => line.trim().split(/\s+/).slice(0, 2).join(" ");
+  let deploy: string | undefined;
+  try {
+    deploy = publicKeyFromPrivateKey(raw.values.sshPrivateKey ?? "");
+  } catch {
+    deploy = undefined; // reported with the secrets
+  }
+  const seen = new Map<string, number>();
+  sshKeys.forEach((line, i) => {
+    const key = keyOf(line);
+    const first = seen.get(key);
+    if (key === deploy) {
+      out.push(problem(["sshKeys", i], `is the deploy key's public half, which every host gets already (the cloud would refuse it twice)`, removeFix(["sshKeys", i])));
+    } else if (first !== undefined) {
+      out.push(problem(["sshKeys", i], `is the same key as sshKeys[${first}] (the cloud would refuse it twice)`, removeFix(["sshKeys", i])));
+    } else seen.set(key, i);
+  });
+  return out;
+}
+
+/** The upgrade path to the configured version, checked here so it is reported with every other problem. */
+function upgradeProblems(cfg: Pick<PlainConfig, "hosts" | "versions">, catalog: (flavor: Flavor) => readonly string[]): { problems: ConfigProblem[]; plan?: UpgradePlan } {
+  const hosts = hostsOf(cfg).map(([, h]) => h);
+  const apps = APP_ROLES.filter((r) => hosts.some((h) => h.roles.includes(r)));
+  if (apps.length !== 1) return { problems: [] }; // reported by crossFieldProblems
+  const flavor = apps[0];
+  const target = cfg.versions[flavor];
+  if (!target) return { problems: [] };
+  const path = ["versions", flavor];
+  const file = `releases/${flavor}.json`;
+  let tags: readonly string[];
+  try {
+    tags = catalog(flavor);
+  } catch (e) {
+    return { problems: [problem(path, `cannot be checked: ${(e as Error).message}`, `repair ${file}: a JSON list of release tags, oldest first`)] };
+  }
+  try {
+    return { problems: [], plan: { flavor, hops: upgradeHops(flavor, target, tags, file) } };
+  } catch (e) {
+    if (!(e instanceof UpgradePathError)) throw e;
+    const reachable = (t: string) => {
+      try {
+        return upgradeHops(flavor, t, tags, file).length > 0;
+      } catch {
+        return false;
+      }
+    };
+    const listed = [...tags].reverse().find((t) => t !== target && reachable(t));
+    const pick = listed ? setFix(path, listed) : undefined;
+    // A pre-release cannot be deployed at all; a final release missing from the catalog can be added to it.
+    const fix = /not a final/.test(e.message) || tags.includes(target)
+      ? (pick ?? setFix(path))
+      : `add "${target}" to ${file} (with every release before it)${pick ? `, or keep a listed release: ${pick}` : ""}`;
+    return { problems: [problem(path, e.message.replace(/^versions\.\w+: /, ""), fix)] };
+  }
 }
 
 function secretProblems(raw: RawStackConfig, cfg: PlainConfig | undefined): ConfigProblem[] {

@@ -1,5 +1,6 @@
 // The zod schema of a stack's plain (non-secret) config. Secrets are declared in secrets.ts.
 import { z } from "zod";
+import { publicKeyProblem } from "../ssh/public-key";
 
 /** `local`: a systemd-nspawn machine on the machine running Pulumi (tools/local-cloud), for tests and rehearsals. */
 export const PROVIDERS = ["hcloud", "digitalocean", "local"] as const;
@@ -28,9 +29,38 @@ export const SIZE_PATTERNS: Record<Provider, RegExp> = {
 /** A size each provider accepts, for the fix line of an error. */
 export const SIZE_EXAMPLES: Record<Provider, string> = { hcloud: "cpx31", digitalocean: "s-2vcpu-4gb", local: "local" };
 
-const SSH_PUBLIC_KEY = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com) [A-Za-z0-9+/]+={0,3}( .*)?$/;
 const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
 const UNIX_USER = /^[a-z_][a-z0-9_-]{0,31}$/;
+
+/**
+ * Accounts that already exist on the hosts (Debian 12's base system, and the services this program
+ * installs): cloud-init would hand one of them sudo and the operators' keys, or, for root, nobody
+ * could log in at all (cloud-init's `disable_root` and sshd's `PermitRootLogin no`).
+ */
+export const RESERVED_USERS: Readonly<Record<string, string>> = {
+  root: "root cannot log in: cloud-init disables root SSH login (disable_root) and sshd has PermitRootLogin no, so nobody could log in",
+  ...Object.fromEntries(
+    ["daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp", "proxy", "www-data", "backup", "list", "irc", "gnats", "nobody", "_apt", "messagebus", "sshd", "systemd-network", "systemd-timesync", "_chrony"].map(
+      (u) => [u, `"${u}" is a Debian system account on every host, not a login of its own`],
+    ),
+  ),
+  ...Object.fromEntries(
+    [
+      ["postgres", "PostgreSQL"],
+      ["redis", "Redis"],
+      ["mastodon", "the Mastodon app"],
+      ["matrix-synapse", "Synapse"],
+      ["coop-backup", "the backup repository"],
+    ].map(([u, what]) => [u, `"${u}" is the account of ${what} on the hosts, not a login of its own`]),
+  ),
+};
+
+function refuse(check: (v: string) => string | undefined) {
+  return (v: string, ctx: z.RefinementCtx<string>) => {
+    const bad = check(v);
+    if (bad) ctx.addIssue({ code: "custom", message: bad, input: v });
+  };
+}
 const MASTODON_TAG = /^v\d+\.\d+\.\d+(-[0-9A-Za-z.]+)?$/;
 const HOMETOWN_TAG = /^v\d+\.\d+\.\d+\+hometown-\d+\.\d+\.\d+$/;
 
@@ -84,8 +114,12 @@ export const plainConfigSchema = z.strictObject({
   domain: z.string().regex(DOMAIN, { error: "expected a lower-case domain name like social.coop (no scheme, no trailing dot)" }),
   cloudflareZoneId: z.string().regex(/^[0-9a-f]{32}$/, { error: "expected the 32 hex digit zone ID from the Cloudflare dashboard (Overview, API)" }),
   adminEmail: z.email({ error: "expected an e-mail address" }),
-  adminUser: z.string().regex(UNIX_USER, { error: "expected a unix user name (lower case, starts with a letter)" }).default("coop"),
-  sshKeys: z.array(z.string().regex(SSH_PUBLIC_KEY, { error: "expected an SSH public key line like \"ssh-ed25519 AAAA... you@laptop\"" })).min(1),
+  adminUser: z
+    .string()
+    .regex(UNIX_USER, { error: "expected a unix user name (lower case, starts with a letter)" })
+    .superRefine(refuse((u) => RESERVED_USERS[u]))
+    .default("coop"),
+  sshKeys: z.array(z.string().superRefine(refuse(publicKeyProblem))).min(1),
   hosts: z.strictObject({ primary: hostSchema, secondary: hostSchema.optional() }),
   versions: versionsSchema,
   backup: backupSchema.default({ fullEveryDays: 7, retentionFull: 4, drillMaxAgeHours: 26, dailyAt: "03:15", drillAt: "05:30" }),
@@ -133,6 +167,14 @@ export const EXAMPLES: Record<string, string> = {
   "localCloud.network": "coop-local",
   "localCloud.subnet4": "10.231.7.0/24",
   "localCloud.subnet6": "fd42:231:7::/64",
+};
+
+/**
+ * Values written into a fix as shell words, where a literal example would not help: a public key is
+ * copied from its file rather than typed.
+ */
+export const SHELL_VALUES: Record<string, string> = {
+  "sshKeys.*": '"$(cat ~/.ssh/id_ed25519.pub)"',
 };
 
 /** True when every host of the stack is a local machine (no cloud account, no Cloudflare). */

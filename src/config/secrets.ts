@@ -11,6 +11,8 @@ export interface SecretSpec {
   readonly requiredWhen?: (cfg: PlainConfig) => boolean;
   /** A shape check that never echoes the value; returns the problem or undefined. */
   readonly check?: (value: string) => string | undefined;
+  /** A multi-line secret is read from this file (`< file`) rather than typed at the prompt. */
+  readonly fromFile?: string;
 }
 
 export const SECRET_KEYS = [
@@ -48,6 +50,7 @@ export const SECRET_SPECS: readonly SecretSpec[] = [
   {
     key: "sshPrivateKey",
     purpose: "the deploy key that `pulumi up` uses to run commands on the hosts",
+    fromFile: "deploy_key",
     check: (v) => {
       try {
         publicKeyFromPrivateKey(v);
@@ -66,6 +69,15 @@ export const SECRET_SPECS: readonly SecretSpec[] = [
   },
 ];
 
+export function isSecretKey(key: string): key is SecretKey {
+  return (SECRET_KEYS as readonly string[]).includes(key);
+}
+
+/**
+ * How to set a secret: Pulumi asks for the value at its prompt, or reads a multi-line one from a
+ * file. Never on the command line, where it would stay in the shell history and the process list.
+ */
 export function secretFix(key: SecretKey): string {
-  return `pulumi config set --secret ${key} <value>`;
+  const file = SECRET_SPECS.find((s) => s.key === key)?.fromFile;
+  return file ? `pulumi config set --secret ${key} < ${file}` : `pulumi config set --secret ${key}`;
 }

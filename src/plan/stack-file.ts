@@ -20,6 +20,42 @@ export class StackFileMissing extends Error {
   }
 }
 
+/**
+ * The stack file is not valid YAML or not shaped like a Pulumi stack file. A StackFileMissing, so
+ * that every command that reports a missing stack file reports a broken one the same way.
+ */
+export class StackFileInvalid extends StackFileMissing {
+  constructor(message: string) {
+    super(message);
+    this.name = "StackFileInvalid";
+  }
+}
+
+/** Top-level keys of a Pulumi stack file. */
+const STACK_FILE_KEYS = ["config", "environment", "secretsprovider", "encryptedkey", "encryptionsalt"];
+
+/** The `config:` map of a stack file; every error names the file (and, for YAML, the line). */
+export function readConfigSection(fileName: string, text: string): Record<string, unknown> {
+  let doc: unknown;
+  try {
+    doc = parse(text);
+  } catch (e) {
+    // The first line says what and where ("... at line 3, column 5:"); the rest quotes the file.
+    const first = ((e as Error).message.split("\n")[0] ?? "").trim().replace(/:$/, "");
+    throw new StackFileInvalid(`${fileName}: is not valid YAML: ${first}`);
+  }
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== "object" || Array.isArray(doc)) throw new StackFileInvalid(`${fileName}: expected a map with a config: section`);
+  const unknown = Object.keys(doc).filter((k) => !STACK_FILE_KEYS.includes(k));
+  if (unknown.length > 0) {
+    throw new StackFileInvalid(`${fileName}: unknown top-level key ${unknown.map((k) => JSON.stringify(k)).join(", ")} (a stack file has ${STACK_FILE_KEYS.join(", ")}); config keys go under config:`);
+  }
+  const config = (doc as { config?: unknown }).config;
+  if (config === undefined || config === null) return {};
+  if (typeof config !== "object" || Array.isArray(config)) throw new StackFileInvalid(`${fileName}: config: must be a map of keys like socialcoop:domain`);
+  return config as Record<string, unknown>;
+}
+
 export const REPO_ROOT = path.join(__dirname, "..", "..");
 
 export function stackFilePath(stack: string, root = REPO_ROOT): string {
@@ -42,17 +78,19 @@ export function readStackFile(stack: string, root = REPO_ROOT): StackFile {
     const known = fs.readdirSync(root).filter((f) => /^Pulumi\.[^.]+\.yaml$/.test(f)).map((f) => f.split(".")[1]);
     throw new StackFileMissing(`no stack file Pulumi.${stack}.yaml; known stacks: ${known.join(", ") || "none"}`);
   }
-  const doc = (parse(fs.readFileSync(file, "utf8")) ?? {}) as { config?: Record<string, unknown> };
+  const config = readConfigSection(path.basename(file), fs.readFileSync(file, "utf8"));
   const values: Record<string, string> = {};
   const secretKeys = new Set<string>();
   const placeholders: string[] = [];
-  for (const [fullKey, raw] of Object.entries(doc.config ?? {})) {
-    if (!fullKey.startsWith(`${NAMESPACE}:`)) continue;
-    const key = fullKey.slice(NAMESPACE.length + 1);
+  for (const [fullKey, raw] of Object.entries(config)) {
+    // As config.ts hands keys to the parser: socialcoop's without the prefix, every other in full,
+    // so that a misspelled namespace is refused offline exactly as in `pulumi up`.
+    const ours = fullKey.startsWith(`${NAMESPACE}:`);
+    const key = ours ? fullKey.slice(NAMESPACE.length + 1) : fullKey;
     if (raw !== null && typeof raw === "object" && "secure" in raw) {
-      values[key] = placeholder(key);
+      values[key] = ours ? placeholder(key) : "offline-placeholder-not-a-real-secret";
       secretKeys.add(key);
-      placeholders.push(key);
+      if (ours) placeholders.push(key);
     } else {
       values[key] = typeof raw === "string" ? raw : JSON.stringify(raw);
     }

@@ -58,7 +58,13 @@ export function alphaConfig(): TestConfig {
 /** Encodes a test config the way Pulumi hands config to a program: strings, objects as JSON. */
 export function toRaw(
   cfg: TestConfig,
-  opts: { stackName?: string; secrets?: Partial<Record<keyof typeof SECRET_VALUES, string>>; plainSecrets?: string[] } = {},
+  opts: {
+    stackName?: string;
+    secrets?: Partial<Record<keyof typeof SECRET_VALUES, string>>;
+    plainSecrets?: string[];
+    /** More keys Pulumi holds encrypted, of any name or namespace (`socialcop:hcloudToken`). */
+    extraSecrets?: Record<string, string>;
+  } = {},
 ): RawStackConfig {
   const values: Record<string, string> = {};
   for (const [k, v] of Object.entries(cfg)) {
@@ -70,6 +76,10 @@ export function toRaw(
   for (const [k, v] of Object.entries(secrets)) {
     values[k] = v;
     if (!(opts.plainSecrets ?? []).includes(k)) secretKeys.add(k);
+  }
+  for (const [k, v] of Object.entries(opts.extraSecrets ?? {})) {
+    values[k] = v;
+    secretKeys.add(k);
   }
   return { stackName: opts.stackName ?? cfg.stackRole, values, secretKeys };
 }
