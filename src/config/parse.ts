@@ -334,7 +334,16 @@ export function crossFieldProblems(cfg: CrossFieldInput, stackName: string): Con
     out.push(problem(rolesPath(spareAt), `alpha is a throwaway restore of prod and has no hot spare`, dropForbiddenFix(cfg, spareAt)));
   }
   if (cfg.stackRole === "prod" && !cfg.hosts.secondary) {
-    out.push(problem(["hosts", "secondary"], `is missing: prod keeps its backup repository and hot spare on a secondary host`));
+    // Not the generic example, which serves "mastodon" like the primary: prod's secondary is the spare,
+    // shaped like the primary so that it can take over.
+    const { provider, location, size, volumeGb } = primary;
+    out.push(
+      problem(
+        ["hosts", "secondary"],
+        `is missing: prod keeps its backup repository and hot spare on a secondary host`,
+        setFix(["hosts", "secondary"], JSON.stringify({ provider, location, size, volumeGb, roles: ["spare"] })),
+      ),
+    );
   }
 
   const needs: [Role, "mastodon" | "hometown" | "synapse"][] = [["mastodon", "mastodon"], ["hometown", "hometown"], ["matrix", "synapse"]];

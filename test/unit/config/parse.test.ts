@@ -107,7 +107,7 @@ const CASES: BadCase[] = [
   { name: "bad e-mail", mutate: (c) => (c.adminEmail = "ops-at-social.coop"), path: "adminEmail", message: /e-mail address.*ops-at-social.coop/, fix: /config set adminEmail/ },
   { name: "unknown stack role", mutate: (c) => (c.stackRole = "staging"), path: "stackRole", message: /expected one of "prod", "alpha", "town", found "staging"/, fix: /config set stackRole prod/ },
   { name: "stack role does not match the stack name", raw: { stackName: "alpha" }, path: "stackRole", message: /found "prod" but this stack is named "alpha"/, fix: /config set stackRole alpha/ },
-  { name: "prod without a secondary", mutate: (c) => delete hosts(c).secondary, path: "hosts.secondary", message: /prod keeps its backup repository/, fix: /hosts.secondary/ },
+  { name: "prod without a secondary", mutate: (c) => delete hosts(c).secondary, path: "hosts.secondary", message: /prod keeps its backup repository/, fix: /^pulumi config set --path 'hosts.secondary' '\{"provider":"hcloud","location":"fsn1","size":"cpx41","volumeGb":200,"roles":\["spare"\]\}'$/ },
   { name: "mastodon role without a version", mutate: (c) => delete versions(c).mastodon, path: "versions.mastodon", message: /is missing: hosts.primary has role "mastodon"/, fix: /versions.mastodon' v4.3.8/ },
   { name: "Hometown tag in the mastodon version", mutate: (c) => (versions(c).mastodon = "v4.5.11+hometown-1.2.1"), path: "versions.mastodon", message: /release tag like v4.3.8/, fix: /versions.mastodon/ },
   { name: "mastodon version without the v", base: alphaConfig, mutate: (c) => (versions(c).hometown = "4.5.11+hometown-1.2.1"), path: "versions.hometown", message: /Hometown tag like/, fix: /versions.hometown' v4.5.11\+hometown-1.2.1/ },
