@@ -316,6 +316,31 @@ describe("machine.sh: local machines", () => {
     expect(loopsOf("a")).toHaveLength(1);
   }, 300_000);
 
+  it("after this machine reboots (nothing of a machine left but its folder), create boots it again with its data", async () => {
+    const ns = pidNs(created.a!.leaderPid);
+    // What a reboot of this machine does to a machine: its processes, namespace, veth, rules, mount
+    // and loop device are gone. SIGKILL of its PID 1 takes every process of its PID namespace with it.
+    process.kill(created.a!.leaderPid, "SIGKILL");
+    for (let i = 0; i < 100 && (nspawnsOf("a").length > 0 || pidsInNs(ns).length > 0); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(nspawnsOf("a")).toEqual([]);
+    expect(pidsInNs(ns)).toEqual([]);
+    sh("nft", ["delete", "table", "inet", `coop-m-${names.a}`]);
+    sh("ip", ["link", "del", vethOf("a")]);
+    sh("ip", ["netns", "del", names.a]);
+    sh("umount", [join(STATE, "machines", names.a, "root")]);
+    for (const loop of loopsOf("a")) sh("losetup", ["-d", loop]);
+    expect((await tool("status", { COOP_MACHINE: names.a })).stdout.trim()).toBe("stopped");
+    const r = ok(await tool("create", machineEnv("a")), "create a after a reboot");
+    expect(r.stderr).toMatch(/exists but is stopped: booting it/);
+    const m = JSON.parse(r.stdout) as Created;
+    expect(m.hostKey).toBe(created.a!.hostKey);
+    created.a = m;
+    const after = asCoop("a", "findmnt -n -o SOURCE /srv; cat /srv/keep.txt");
+    expect(after.stdout.trim().split("\n"), after.stderr).toEqual(["/dev/coop-data", "kept"]);
+    expect(probeConnects(m.ipv4, 22)).toBe(true);
+    expect(probeConnects(m.ipv4, 5432)).toBe(false);
+  }, 120_000);
+
   it("a create SIGKILLed (whole process group) at fixed and random points converges when run again", async () => {
     const random = rng(SEED);
     const kills: { at: string; env: Record<string, string>; ms?: number }[] = [

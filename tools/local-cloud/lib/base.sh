@@ -61,6 +61,10 @@ fault_point() {
 
 short_hash() { printf '%s' "$1" | sha256sum | cut -c1-"$2"; }
 
+# mac_for NAME: a stable, locally administered MAC address. A machine re-created under its name keeps
+# its MAC, so the neighbour caches of this machine and the other machines stay right.
+mac_for() { short_hash "$1" 10 | sed -e 's/../:&/g' -e 's/^/02/'; }
+
 # unmount_below DIR: unmounts DIR and everything mounted beneath it, deepest first (a killed image
 # build leaves /proc and /dev mounted in its chroot; a machine leaves its overlay root).
 unmount_below() {

@@ -76,10 +76,12 @@ ensure_netns() {
   gw6=$(bridge_gateway 6 "${br}")
   [[ -n "${gw4}" && -n "${gw6}" ]] || die "bridge ${br} has no IPv4 or no global IPv6 address (network-create sets them)"
   [[ -e "/run/netns/${M_NETNS}" ]] || ip netns add "${M_NETNS}"
-  ip link show "${M_VETH}" >/dev/null 2>&1 || ip link add "${M_VETH}" type veth peer name eth0 netns "${M_NETNS}"
+  ip link show "${M_VETH}" >/dev/null 2>&1 ||
+    ip link add "${M_VETH}" address "$(mac_for "host:${M_NAME}")" type veth \
+      peer name eth0 address "$(mac_for "${M_NAME}")" netns "${M_NETNS}"
   ip -n "${M_NETNS}" link set lo up
-  # A re-created machine has the old addresses on a new MAC: announce them when eth0 comes up (after
-  # the host end, so the announcement is heard), or neighbours keep the old MAC for up to a minute.
+  # Stable MACs keep neighbour caches right when a machine is re-created; should another machine take
+  # over the addresses, they are announced when eth0 comes up (after the host end) and flushed here.
   ip netns exec "${M_NETNS}" sysctl -qw net.ipv4.conf.eth0.arp_notify=1 net.ipv6.conf.eth0.ndisc_notify=1
   ip -n "${M_NETNS}" addr replace "$(machine_param address4)" dev eth0
   ip -n "${M_NETNS}" -6 addr replace "$(machine_param address6)" dev eth0 nodad

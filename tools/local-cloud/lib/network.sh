@@ -60,6 +60,8 @@ cmd_network_create() {
   # Bridged IPv4/IPv6 goes through this namespace's nftables (conntrack included) for this bridge
   # only: that is where the machines' firewalls live (bridge-family conntrack is not in every kernel).
   ip link set "${br}" type bridge stp_state 0 nf_call_iptables 1 nf_call_ip6tables 1
+  # A bridge left to itself takes the lowest MAC of its ports, which changes as machines come and go.
+  ip link set "${br}" address "$(mac_for "bridge:${br}")"
   sysctl -qw "net.ipv6.conf.${br}.disable_ipv6=0" "net.ipv6.conf.${br}.accept_ra=0"
   ip addr replace "${gw4}" dev "${br}"
   ip -6 addr replace "${gw6}" dev "${br}" nodad
