@@ -4,6 +4,7 @@
 # Logging and `die` come from the host scripts' helpers (scripts/lib/common.sh), prefixed coop[local-cloud].
 
 # Read before common.sh, which gives COOP_STATE_DIR a default of its own.
+# shellcheck disable=SC2034 # used by machine-state.sh
 readonly STATE_ROOT="${COOP_STATE_DIR:-/var/lib/socialcoop/local-cloud}"
 # shellcheck disable=SC2034 # read by scripts/lib/common.sh: its log prefix
 COOP_SCRIPT=local-cloud

@@ -180,6 +180,7 @@ cmd_create() {
     fi
     if [[ "$(machine_status)" != running ]]; then
       progress "machine ${M_NAME} exists but is stopped: booting it"
+      power_off "${STOP_TIMEOUT}" # whatever half of it may still run (an nspawn without its systemd)
       start_machine
     else
       progress "machine ${M_NAME} already runs"
