@@ -2,18 +2,16 @@
 import { loadStackConfig } from "./config";
 import { Backup } from "./components/backup";
 import { Database, PG_DATA_LINK } from "./components/database";
+import { MastodonApp } from "./components/mastodon";
 import { Providers } from "./components/providers";
 import { declareHosts } from "./components/stack-hosts";
 import { declareNames } from "./components/stack-names";
 import { Upgrade } from "./components/upgrade";
-import { readCatalog } from "./src/upgrade/catalog";
-import { upgradeHops } from "./src/upgrade/path";
 import { isLocalStack } from "./src/config/schema";
 
 const cfg = loadStackConfig();
-// The upgrade path is checked before anything is declared, like the rest of the config.
-const flavor = cfg.hosts.primary.roles.includes("hometown") || cfg.hosts.secondary?.roles.includes("hometown") ? "hometown" : "mastodon";
-const hops = upgradeHops(flavor, cfg.versions[flavor] as string, readCatalog(flavor));
+// The config parse has already checked the upgrade path, with the rest of the config.
+const { flavor, hops } = cfg.upgrade;
 const providers = new Providers(cfg);
 const stackHosts = declareHosts(cfg, providers);
 const { hosts } = stackHosts;
@@ -25,26 +23,28 @@ const local = isLocalStack(cfg);
 const names = declareNames(cfg, stackHosts, providers);
 const app = appHost ?? (primary as NonNullable<typeof primary>);
 const database = new Database(`${cfg.stackName}-database`, { connection: app.connection, scripts: app.scripts, pgVersion: cfg.versions.postgres });
+const instance = new MastodonApp(`${cfg.stackName}-app`, {
+  flavor, tag: hops[hops.length - 1].tag, domain: names[0], connection: app.connection, scripts: app.scripts,
+  fixture: local, after: [database.installed],
+});
 
 // The backup repository lives on the secondary, so only stacks with one back up (and drill) here.
-// Local stacks start from bare machines: until the app host component deploys the app (its schema)
-// there, they stop at the database.
 const backup =
-  primary && secondary && !local
+  primary && secondary
     ? new Backup(`${cfg.stackName}-backup`, {
         db: { connection: primary.connection, address: primary.ipv4, scripts: primary.scripts },
         repo: { connection: secondary.connection, address: secondary.ipv4, scripts: secondary.scripts },
-        adminUser: cfg.adminUser,
         pgVersion: cfg.versions.postgres,
         backup: cfg.backup,
         resticPassword: cfg.secrets.resticPassword,
         pgbackrestCipherPass: cfg.secrets.pgbackrestCipherPass,
         s3SecretAccessKey: cfg.secrets.s3SecretAccessKey,
         pgData: PG_DATA_LINK,
-        after: [database.installed],
+        after: [database.installed, instance.deployed],
       })
     : undefined;
 
+// Local stacks run the fixture app, whose releases are not Mastodon's: no upgrade chain there (yet).
 const upgrade = local ? undefined : new Upgrade(`${cfg.stackName}-upgrade`, {
   app: app.connection,
   appScripts: app.scripts,
@@ -64,4 +64,6 @@ export const primaryHostKey = primary?.hostKey;
 export const secondaryHostKey = secondary?.hostKey;
 export { names };
 export const backupRepositories = backup?.repositories;
+export const lastDrill = backup?.lastDrill;
 export const upgradePath = upgrade?.path;
+export const appRelease = instance.firstRelease;

@@ -20,8 +20,6 @@ export interface BackupArgs {
   readonly db: BackupHost;
   /** The host holding the pgBackRest and restic repositories: it runs drill.sh. */
   readonly repo: BackupHost;
-  /** The sudo user the connections log in as (uploads land in its home). */
-  readonly adminUser: string;
   /** PostgreSQL major version on the database host. */
   readonly pgVersion: number;
   /** The stack's `backup` config. */
@@ -74,6 +72,9 @@ export const DRILL_COMMAND = [
   'exit "$rc"',
 ].join("; ");
 
+/** Prints the repository host's last drill result (counts, timings, labels: nothing secret). */
+export const DRILL_RESULT_COMMAND = "sudo cat /var/lib/coop/drills/last.json";
+
 /** A first backup, so that the first drill has something to restore; later ones come from the timers. */
 export const INITIAL_BACKUP_COMMAND = DRILL_COMMAND.replace(/coop-drill/g, "coop-backup");
 
@@ -93,6 +94,8 @@ export class Backup extends pulumi.ComponentResource {
   public readonly installs: readonly command.remote.Command[];
   /** Where backups go (no credentials): the repository host's folders and the S3 bucket. */
   public readonly repositories: pulumi.Output<string[]>;
+  /** The result drill.sh wrote for the drill of this `up` (JSON: ok, reason, ttrSeconds, verified). */
+  public readonly lastDrill: pulumi.Output<string>;
 
   constructor(name: string, args: BackupArgs, opts?: pulumi.ComponentResourceOptions) {
     super("socialcoop:backup:Backup", name, {}, opts);
@@ -167,6 +170,7 @@ export class Backup extends pulumi.ComponentResource {
       { parent: this, dependsOn: [dbInstall, repoTrust] },
     );
 
+    const drillTriggers = [scriptsHash(["drill.sh", "backup.sh"]), installHash, settings];
     this.drill = new command.remote.Command(
       `${name}-drill`,
       {
@@ -175,17 +179,24 @@ export class Backup extends pulumi.ComponentResource {
         // drill.sh writes only its log and result (counts, timings, labels); no secret.
         logging: "stdoutAndStderr",
         addPreviousOutputInEnv: false,
-        triggers: [scriptsHash(["drill.sh", "backup.sh"]), installHash, settings],
+        triggers: drillTriggers,
       },
       { parent: this, dependsOn: [repoInstall, dbInstall, repoTrust, initialBackup] },
     );
     this.installs = [repoInstall, dbInstall, repoTrust];
+    const drillResult = new command.remote.Command(
+      `${name}-drill-result`,
+      { connection: args.repo.connection, create: DRILL_RESULT_COMMAND, logging: "none", addPreviousOutputInEnv: false, triggers: drillTriggers },
+      { parent: this, dependsOn: [this.drill] },
+    );
+    // The connection makes every output secret; the result holds no secret (drill.sh writes counts and timings).
+    this.lastDrill = pulumi.unsecret(drillResult.stdout);
 
     this.repositories = pulumi.all([args.repo.address]).apply(([repoAddress]) => {
       const repos = [`pgbackrest: ${repoAddress}:/srv/backup/pgbackrest`, `restic: sftp:${repoAddress}:/srv/backup/restic`];
       if (b.s3) repos.push(`pgbackrest: ${b.s3.endpoint}/${b.s3.bucket}/pgbackrest`, `restic: s3:${b.s3.endpoint}/${b.s3.bucket}/restic`);
       return repos;
     });
-    this.registerOutputs({ drill: this.drill, installs: this.installs, repositories: this.repositories });
+    this.registerOutputs({ drill: this.drill, installs: this.installs, repositories: this.repositories, lastDrill: this.lastDrill });
   }
 }

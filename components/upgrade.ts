@@ -6,7 +6,7 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import type { Flavor, Hop } from "../src/upgrade/path";
-import { DRILL_COMMAND } from "./backup";
+import { DRILL_COMMAND, DRILL_RESULT_COMMAND } from "./backup";
 import type { HostConnection } from "./host";
 import { HostScripts, scriptEnvironment, scriptsHash, sudoScript } from "./lib/script";
 
@@ -29,8 +29,6 @@ export interface UpgradeArgs {
   readonly after?: pulumi.Input<pulumi.Resource>[];
 }
 
-/** Prints the repository host's last drill result (counts, timings, labels: nothing secret). */
-export const DRILL_RESULT_COMMAND = "sudo cat /var/lib/coop/drills/last.json";
 
 /** The final check: the instance answers /health through nginx on the host itself, with its TLS name. */
 export function healthCommand(domain: string): string {

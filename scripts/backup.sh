@@ -10,6 +10,8 @@
 #   COOP_PGBACKREST_REPOS [1]    pgBackRest repositories to back up to, e.g. "1 2" with S3 as repo2
 #   COOP_KEY_TABLES              tables whose row counts go in the manifest (Mastodon's core tables)
 #   COOP_ENV_FILE [/home/mastodon/live/.env.production]   COOP_NGINX_DIR [/etc/nginx]
+#   COOP_TLS_DIR [/etc/letsencrypt]   (symlinks among these and COOP_MEDIA_DIR are followed: restic
+#                                     would otherwise store the link and not the files)
 #   COOP_REDIS_PORT [6379]  COOP_REDIS_RDB (default: Redis's own dir/dbfilename)
 #   COOP_APP_VERSION             recorded in the manifest
 #   COOP_RESTIC_KEEP [--keep-daily 14 --keep-weekly 8]
@@ -34,6 +36,10 @@ backup_env_defaults() {
   COOP_KEY_TABLES="${COOP_KEY_TABLES:-${DEFAULT_KEY_TABLES}}"
   COOP_ENV_FILE="${COOP_ENV_FILE:-/home/mastodon/live/.env.production}"
   COOP_NGINX_DIR="${COOP_NGINX_DIR:-/etc/nginx}"
+  COOP_TLS_DIR="${COOP_TLS_DIR:-/etc/letsencrypt}"
+  # restic stores a symlink as a symlink: back up what the app's links point at (live -> current ->
+  # releases/<tag>, public/system -> shared/public/system), under the paths a restore puts back.
+  [[ -e "${COOP_MEDIA_DIR}" ]] && COOP_MEDIA_DIR=$(readlink -f -- "${COOP_MEDIA_DIR}")
   COOP_REDIS_PORT="${COOP_REDIS_PORT:-6379}"
   COOP_REDIS_RDB="${COOP_REDIS_RDB:-}"
   COOP_APP_VERSION="${COOP_APP_VERSION:-unknown}"
@@ -166,8 +172,8 @@ backup_files() {
   write_atomic "${COOP_SPOOL_DIR}/staged/manifest.json" <"$(manifest_dir)/${id}.json"
 
   local -a config_paths=("${COOP_SPOOL_DIR}/staged")
-  for path in "${COOP_ENV_FILE}" "${COOP_NGINX_DIR}"; do
-    if [[ -e "${path}" ]]; then config_paths+=("${path}"); else log_warn "no ${path} to back up"; fi
+  for path in "${COOP_ENV_FILE}" "${COOP_NGINX_DIR}" "${COOP_TLS_DIR}"; do
+    if [[ -e "${path}" ]]; then config_paths+=("$(readlink -f -- "${path}")"); else log_warn "no ${path} to back up"; fi
   done
   while read -r repo; do
     log_info "restic: config to ${repo%%:*}"

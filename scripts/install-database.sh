@@ -2,8 +2,9 @@
 # shellcheck source-path=SCRIPTDIR
 # Installs the app host's PostgreSQL and Redis in the one layout every script uses (DESIGN decision 16):
 # Debian's `<major> main` cluster with its data on the volume at /srv/postgresql/<major>/main, data
-# checksums on, run by postgresql@<major>-main; /srv/postgresql/main, a symlink to the live data
-# directory, is pgBackRest's stable pg1-path. Settings are sized to the host; archive_mode is on from
+# checksums on, run by postgresql@<major>-main. The cluster is registered with its data directory as
+# /srv/postgresql/main, a symlink to the live <major>/main: PostgreSQL reports that path, which is
+# pgBackRest's pg1-path (it must match), and a major upgrade moves only the link. Settings are sized to the host; archive_mode is on from
 # creation; pg_hba admits postgres and the app's own user on the unix socket and nothing else. Redis
 # listens on loopback only and persists (RDB + AOF) under /srv/redis.
 #
@@ -32,6 +33,7 @@ env_defaults() {
   [[ "${COOP_DB_NAME}" =~ ^[a-z_][a-z0-9_]*$ ]] || die "COOP_DB_NAME must be a plain identifier"
   PG_ROOT="${COOP_DATA_MOUNT}/postgresql"
   PG_DATA="${PG_ROOT}/${COOP_PG_VERSION}/main"
+  PG_LINK="${PG_ROOT}/main"
   PG_ETC="/etc/postgresql/${COOP_PG_VERSION}/main"
   PG_UNIT="postgresql@${COOP_PG_VERSION}-main"
   REDIS_DIR="${COOP_DATA_MOUNT}/redis"
@@ -65,12 +67,17 @@ ensure_cluster() {
   fi
   if [[ ! -d "${PG_ETC}" ]]; then
     [[ -z "$(ls -A "${PG_DATA}" 2>/dev/null)" ]] || die "${PG_DATA} holds files but no cluster is registered for it; move it away first"
-    install -d -m 0700 -o postgres -g postgres "${PG_ROOT}" "${PG_ROOT}/${COOP_PG_VERSION}"
-    log_info "creating cluster ${COOP_PG_VERSION}/main in ${PG_DATA} (data checksums on)"
-    pg_createcluster "${COOP_PG_VERSION}" main -d "${PG_DATA}" --start-conf=auto -- --data-checksums --auth-local=peer >/dev/null
+    install -d -m 0700 -o postgres -g postgres "${PG_ROOT}" "${PG_ROOT}/${COOP_PG_VERSION}" "${PG_DATA}"
+    link_data
+    log_info "creating cluster ${COOP_PG_VERSION}/main in ${PG_DATA} as ${PG_LINK} (data checksums on)"
+    pg_createcluster "${COOP_PG_VERSION}" main -d "${PG_LINK}" --start-conf=auto -- --data-checksums --auth-local=peer >/dev/null
   fi
-  ln -sfn "${PG_DATA}" "${PG_ROOT}/main.tmp"
-  mv -Tf "${PG_ROOT}/main.tmp" "${PG_ROOT}/main"
+  link_data
+}
+
+link_data() {
+  ln -sfn "${PG_DATA}" "${PG_LINK}.tmp"
+  mv -Tf "${PG_LINK}.tmp" "${PG_LINK}"
 }
 
 write_settings() {

@@ -23,6 +23,8 @@ const PROGRAM_FILES = [
   "cloud-init",
   "releases",
   "tools",
+  // The fixture app that local stacks deploy (components/mastodon.ts).
+  "test/fixtures/app",
 ];
 
 /** Builds the CLI and language host when they are not cached (minutes the first time); returns their bin folder. */

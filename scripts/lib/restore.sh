@@ -37,8 +37,11 @@ pg_start_at() {
   fi
   pg_stop_dir "${data}"
   # The postmaster outlives this script; it must not inherit (and hold) the operation's lock.
+  # hot_standby=off: a hot standby refuses to start with max_connections (and a few others) below the
+  # source's, which lives in /etc on Debian and is not in the backup; nothing reads the copy before it
+  # is promoted, and pg_ctl -w then returns when replay is done (or at once when the server exits).
   run_unlocked as_pg "${COOP_PG_BIN}/pg_ctl" -D "${data}" -l "${data}/coop-start.log" -w -t "${timeout}" \
-    -o "-p ${port} -c listen_addresses='' -c unix_socket_directories=${socket} -c archive_mode=off" start >/dev/null ||
+    -o "-p ${port} -c listen_addresses='' -c unix_socket_directories=${socket} -c archive_mode=off -c hot_standby=off" start >/dev/null ||
     die "restored cluster did not start: $(tail -n 5 "${data}/coop-start.log" 2>/dev/null)"
   pg_wait_promoted "${socket}" "${port}" "${timeout}"
 }

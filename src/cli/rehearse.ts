@@ -1,10 +1,10 @@
 // coopctl rehearse (npm start): the program and the operational loop on this machine, with no cloud
 // account. Brings the local stack up with the real Pulumi engine (two Debian machines made by the
-// program), then starts a database host and a backup-repository host (two users, real sshd on
-// loopback), generates a Mastodon-shaped instance, runs the real backup.sh and drill.sh against them,
-// prints what was created, backed up, restored and verified and the Time To Restore per phase, then
-// destroys the stack and cleans up. The drill moves onto the local stack's own hosts once the app host
-// component installs PostgreSQL there.
+// program, PostgreSQL, Redis, the fixture app behind nginx, the first backup and a restore drill on
+// the secondary), then, at a size the fixture app cannot have, starts a database host and a
+// backup-repository host on loopback, generates a Mastodon-shaped instance, runs the real backup.sh and
+// drill.sh against them, prints what was created, backed up, restored and verified and the Time To
+// Restore per phase, then destroys the stack and cleans up.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -103,10 +103,12 @@ export async function main(argv: string[]): Promise<number> {
   const stackDir = join(outDir, "local-stack");
   mkdirSync(stackDir, { recursive: true });
 
-  stage(3, "pulumi up of the local stack (Pulumi.local.yaml): two Debian 12 machines booted by cloud-init, firewall, names");
+  stage(3, "pulumi up of the local stack (Pulumi.local.yaml): two Debian 12 machines, the database, the app, backups and a drill");
   const up: UpSummary = await upLocalStack(stackDir, say, values.keep as boolean);
   console.log(`    ${up.created} resources created in ${up.seconds.toFixed(1)} s:`);
-  console.log(`    primary ${String(up.outputs.primaryIpv4)}, secondary ${String(up.outputs.secondaryIpv4)}, names ${JSON.stringify(up.outputs.names)}`);
+  console.log(`    primary ${String(up.outputs.primaryIpv4)}, secondary ${String(up.outputs.secondaryIpv4)}, names ${JSON.stringify(up.outputs.names)}, app ${String(up.outputs.appRelease)}`);
+  const localDrill = JSON.parse(String(up.outputs.lastDrill)) as DrillResult;
+  console.log(`    restore drill on the secondary: ${localDrill.ok ? "PASSED" : `FAILED: ${localDrill.reason ?? ""}`}, TTR ${localDrill.ttrSeconds.total.toFixed(2)} s, tables ${Object.entries(localDrill.verified?.tables ?? {}).map(([t, n]) => `${t} ${n}`).join(", ")}`);
 
   stage(4, "starting the database host (PostgreSQL 15, Redis) and the repository host (sshd) on loopback");
   const rig = await startBackupRig();

@@ -136,6 +136,13 @@ export async function runOffline(cfg: OfflineConfig, programPath = path.join(__d
   return { resources: recorded, outputs };
 }
 
-function outputValue<T>(o: pulumi.Output<T>): Promise<T> {
+/** What a plan shows for a value that only exists once a command ran (a preview never runs it). */
+export const UNKNOWN = "[unknown until pulumi up]";
+
+async function outputValue<T>(o: pulumi.Output<T>): Promise<T | typeof UNKNOWN> {
+  // An unknown Output (a command's stdout in a preview) never calls apply; the SDK keeps its known-ness
+  // in a field it does not type publicly, so it is read through this narrowed cast.
+  const known = await (o as unknown as { isKnown: Promise<boolean> }).isKnown;
+  if (!known) return UNKNOWN;
   return new Promise((resolve) => o.apply((v) => resolve(v)));
 }

@@ -19,10 +19,16 @@ function rehearse(args: string[]): Promise<{ code: number | null; stdout: string
   });
 }
 
-it("coopctl rehearse backs up, drills, reports TTR per phase, and removes everything it started", async () => {
+it("coopctl rehearse brings the local stack up with the real engine, backs up, drills, reports TTR per phase, and removes everything it started", async () => {
   const r = await rehearse(["--size", "10MB", "--out", out]);
   expect(r.code, r.stdout.slice(-3000)).toBe(0);
-  for (let i = 1; i <= 6; i++) expect(r.stdout).toContain(`[${i}/6]`);
+  for (let i = 1; i <= 8; i++) expect(r.stdout).toContain(`[${i}/8]`);
+  // The real `pulumi up` created the machines and ran the hooks; the real `destroy` removed them.
+  expect(r.stdout).toMatch(/\+ {2}command:local:Command local-primary-machine created/);
+  expect(r.stdout).toMatch(/ready: local-primary, \/srv on \/dev\/coop-data ext4/);
+  expect(r.stdout).toMatch(/primary 10\.231\.7\.11, secondary 10\.231\.7\.12/);
+  expect(r.stdout).toMatch(/destroyed \d+ resources/);
+  expect(existsSync("/run/netns/local-primary")).toBe(false);
   expect(r.stdout).toMatch(/\| coop\[backup\] INFO .* step 2\/7 database/);
   expect(r.stdout).toContain("Restored and verified by the drill: PASSED");
   for (const phase of ["fetch", "restore", "replay", "verify", "total"]) expect(r.stdout).toMatch(new RegExp(`^  ${phase}\\s+\\d+\\.\\d\\d s$`, "m"));
@@ -31,5 +37,5 @@ it("coopctl rehearse backs up, drills, reports TTR per phase, and removes everyt
   expect(readFileSync(join(out, "drill-report.svg"), "utf8")).toMatch(/<svg[\s\S]*<\/svg>\s*$/);
   const dir = /in (\/tmp\/coop-rig-\w+):/.exec(r.stdout)?.[1] as string;
   expect(existsSync(dir)).toBe(false);
-  expect(r.stdout).toContain(`cleaning up: servers stopped, ${dir} removed`);
+  expect(r.stdout).toContain(`cleaning up: servers stopped, ${dir} removed, the local stack destroyed`);
 });

@@ -59,7 +59,8 @@ async function withRetries(c: Connection, attempt: () => Promise<Output>, log: (
   for (let i = 1; ; i++) {
     const out = await attempt();
     if (out.code !== SSH_FAILED || (limit >= 0 && i >= limit)) return out;
-    log(`ssh to ${c.host}:${c.port ?? 22} failed (attempt ${i} of ${limit}): ${out.stderr.trim().split("\n").pop() ?? ""}`);
+    const why = out.stderr.trim().split("\n").pop() || "no message (a timeout or a closed connection)";
+    log(`ssh to ${c.host}:${c.port ?? 22} failed (attempt ${i} of ${limit}): ${why}`);
     await new Promise((r) => setTimeout(r, Math.min(2000 * i, 10_000)));
   }
 }

@@ -1,5 +1,5 @@
 // Backup → restore → every row and file back, over real pgBackRest, restic, sshd, PostgreSQL and Redis.
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BackupRig } from "../../../src/local/backup-rig";
@@ -53,6 +53,25 @@ describe("backup and restore", () => {
     expect(restored).toBe(sourceDigests);
     expect(treeHashes(join(target, "files", rig.mediaDir))).toEqual(sourceMedia);
     expect(readFileSync(join(target, "redis", "dump.rdb")).subarray(0, 5).toString()).toBe("REDIS");
+  });
+
+  it("media and .env.production reached through the release links are backed up as the files behind them", async () => {
+    // As on a host: live -> current -> releases/<tag>, whose public/system and .env.production are links.
+    const mediaLink = join(rig.dir, "linked-system");
+    const envLink = join(rig.dir, "linked-env");
+    symlinkSync(rig.mediaDir, mediaLink);
+    symlinkSync(rig.env.COOP_ENV_FILE, envLink);
+    const links = { COOP_MEDIA_DIR: mediaLink, COOP_ENV_FILE: envLink };
+    outputs.push(ok(await rig.script("backup.sh", links), "backup through links").output);
+    outputs.push(ok(await rig.script("drill.sh", links), "drill through links").output);
+    const result = JSON.parse(readFileSync(join(rig.env.COOP_DRILL_RESULTS_DIR, "last.json"), "utf8"));
+    const files = readdirSync(rig.mediaDir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).length;
+    expect(result.ok).toBe(true);
+    expect(result.verified.mediaFiles).toBe(files);
+    const target = join(rig.dir, "restored-links");
+    ok(await rig.script("restore.sh", { ...links, COOP_RESTORE_PG_DATA: join(target, "data"), COOP_RESTORE_PORT: String(rig.pg.port + 3), COOP_RESTORE_SOCKET: join(target, "sock"), COOP_RESTORE_FILES_TO: join(target, "files"), COOP_RESTORE_REDIS_RDB: join(target, "redis", "dump.rdb") }), "restore through links");
+    expect(treeHashes(join(target, "files", rig.mediaDir))).toEqual(treeHashes(rig.mediaDir));
+    expect(readFileSync(join(target, "files", rig.env.COOP_ENV_FILE), "utf8")).toBe(readFileSync(rig.env.COOP_ENV_FILE, "utf8"));
   });
 
   it("no passphrase appears in any script output", () => {

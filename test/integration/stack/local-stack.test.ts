@@ -23,6 +23,8 @@ const root = fs.mkdtempSync(path.join(os.tmpdir(), "coop-wst-"));
 let stack: Stack;
 let secrets: Record<string, string>;
 let first: UpResult;
+/** The app's SECRET_KEY_BASE as the host made it: it must never reach Pulumi's state. */
+let instanceSecret = "";
 const logs: string[] = [];
 const log = (s: string) => logs.push(s);
 
@@ -120,8 +122,9 @@ describe("pulumi up of the local stack from nothing (real engine, real machines)
     expect(String(out.primaryHostKey.value)).toMatch(/^ssh-ed25519 AAAA/);
     const created = first.summary.resourceChanges?.create ?? 0;
     // stack, network + bridge, 2 hosts × (component, machine, ready, authorized keys, scripts),
-    // names + 2 entries, database + its install.
-    expect(created).toBe(1 + 2 + 2 * 5 + 3 + 2);
+    // names + 2 entries, database + install, app + fixture source + deploy, backup + 6 hooks.
+    expect(created).toBe(1 + 2 + 2 * 5 + 3 + 2 + 3 + 7);
+    expect(out.appRelease.value).toBe("v1.2.0");
   });
 
   it("cloud-init made the sudo user with the deploy key; root and passwords are refused; COOP_* passes", async () => {
@@ -149,7 +152,8 @@ describe("pulumi up of the local stack from nothing (real engine, real machines)
   it("PostgreSQL runs in the one layout: on the volume, checksums and archive_mode on, sockets only; Redis on loopback, persisting", async () => {
     const keys = await hostKeys();
     const psql = (sql: string) => ssh(PRIMARY, keys.primary, `sudo -u postgres psql -X -A -t -c "${sql}"`).out.trim();
-    expect(psql("show data_directory")).toBe("/srv/postgresql/15/main");
+    // Registered through the stable link (pgBackRest's pg1-path), which points at the live major.
+    expect(psql("show data_directory")).toBe("/srv/postgresql/main");
     expect(psql("show data_checksums")).toBe("on");
     expect(psql("show archive_mode")).toBe("on");
     expect(psql("show listen_addresses")).toBe("");
@@ -162,6 +166,35 @@ describe("pulumi up of the local stack from nothing (real engine, real machines)
     expect(listening).toMatch(/127\.0\.0\.1:6379/);
     expect(listening).not.toMatch(/0\.0\.0\.0:6379|\*:6379|:5432/);
     expect(ssh(PRIMARY, keys.primary, "redis-cli config get appendonly | tail -1; redis-cli config get dir | tail -1").out.trim()).toBe("yes\n/srv/redis");
+  });
+
+  it("the app serves through nginx from nothing: first release, layout, and its own secrets born on the host", async () => {
+    const keys = await hostKeys();
+    addProbe();
+    const curl = (p: string) => sh("curl", ["-sS", "--max-time", "5", "-H", "Host: social.coop.test", `http://${PRIMARY}${p}`], { netns: PROBE_NS }).out;
+    expect(curl("/version").trim()).toBe("v1.2.0");
+    expect(curl("/health")).toMatch(/ok|healthy/i);
+    expect(ssh(PRIMARY, keys.primary, "readlink /home/mastodon/current /home/mastodon/live").out.trim()).toBe("releases/v1.2.0\ncurrent");
+    expect(ssh(PRIMARY, keys.primary, "sudo stat -c '%a %U' /home/mastodon/shared/.env.production").out.trim()).toBe("600 mastodon");
+    const secret = ssh(PRIMARY, keys.primary, "sudo sed -n 's/^SECRET_KEY_BASE=//p' /home/mastodon/shared/.env.production").out.trim();
+    expect(secret).toMatch(/^[0-9a-f]{128}$/);
+    instanceSecret = secret;
+  });
+
+  it("the initial backup ran on the primary and the restore drill passed on the secondary", async () => {
+    const keys = await hostKeys();
+    const result = JSON.parse(ssh(SECONDARY, keys.secondary, "sudo cat /var/lib/coop/drills/last.json").out) as {
+      ok: boolean;
+      verified: { tables: Record<string, number>; mediaFiles: number } | null;
+      ttrSeconds: Record<string, number>;
+    };
+    expect(result.ok).toBe(true);
+    expect(Object.keys(result.verified?.tables ?? {})).toEqual(expect.arrayContaining(["accounts", "statuses", "favourites"]));
+    // The stack reports the same drill, in plain text (no secret in it).
+    const out = await stack.outputs();
+    expect(out.lastDrill.secret).toBe(false);
+    expect(JSON.parse(String(out.lastDrill.value))).toMatchObject({ ok: true, finishedAt: (result as unknown as { finishedAt: string }).finishedAt });
+    log(`drill on the secondary: ${JSON.stringify(result.ttrSeconds)}`);
   });
 
   it("the firewall lets in only 22, 80 and 443, proven with packets from another namespace", async () => {
@@ -196,10 +229,10 @@ describe("pulumi up of the local stack from nothing (real engine, real machines)
       const env = { CI_API_V4_URL: gitlab.base, CI_PROJECT_ID: "coop/infra", CI_MERGE_REQUEST_IID: "42", GITLAB_NOTES_TOKEN: TOKEN };
       expect(await postPreviewNote(["--stack", STACK, "--file", file, "--exit-code", "0"], env)).toBe(0);
       const note = gitlab.notes.find((n) => n.body.startsWith(marker(STACK)));
-      // The names hooks on both hosts would update, with the new name in their diff; nothing else changes.
+      // The names hooks on both hosts and the app deploy would update, with the new name in their diff.
       expect(note?.body).toMatch(/~ command:remote:Command: \(update\)[\s\S]*wst-names-0/);
       expect(note?.body).toContain("preview.coop.test");
-      expect(preview.changeSummary).toMatchObject({ update: 2 });
+      expect(preview.changeSummary).toMatchObject({ update: 3 });
       for (const n of [secrets.resticPassword, secrets.pgbackrestCipherPass, secrets.sshPrivateKey.split("\n")[2]]) {
         expect(note?.body.includes(n)).toBe(false);
       }
@@ -239,6 +272,7 @@ describe("pulumi up of the local stack from nothing (real engine, real machines)
   it("secrets appear nowhere: not in the state file, the engine's output, or the hosts' logs", async () => {
     const keys = await hostKeys();
     const needles = [secrets.resticPassword, secrets.pgbackrestCipherPass, secrets.sshPrivateKey.split("\n")[2]];
+    const hostNeedles = [secrets.sshPrivateKey.split("\n")[2]];
     // The files the engine wrote (state, its backups and history, logs), not `stack export --show-secrets`.
     const files = (dir: string): string[] =>
       fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(path.join(dir, e.name)) : [path.join(dir, e.name)]));
@@ -246,21 +280,47 @@ describe("pulumi up of the local stack from nothing (real engine, real machines)
     expect(engineFiles.some((f) => f.endsWith(`stacks/socialcoop/${STACK}.json`))).toBe(true);
     const state = engineFiles.map((f) => fs.readFileSync(f, "latin1")).join("\n");
     const engineOut = logs.join("\n");
-    for (const n of needles) {
+    for (const n of [...needles, instanceSecret]) {
       expect(n.length).toBeGreaterThan(20);
       expect(state.includes(n)).toBe(false);
       expect(engineOut.includes(n)).toBe(false);
     }
     // The state file holds them encrypted (as ciphertext), so the check above is not vacuous.
     expect(state).toMatch(/"ciphertext"/);
+    // The passphrases are stored on the hosts, in 0600 files only (install-backup.sh); the deploy key nowhere.
     for (const [ip, key] of [[PRIMARY, keys.primary], [SECONDARY, keys.secondary]]) {
-      for (const n of needles) {
+      for (const f of ["/etc/coop/restic-password", "/etc/coop/backup.env"]) {
+        const mode = ssh(ip, key, `sudo stat -c '%a %U' ${f} 2>/dev/null || echo absent`).out.trim();
+        expect(["600 root", "absent"], `${ip}:${f}`).toContain(mode);
+      }
+      const found = ssh(ip, key, "sudo grep -rlF -f - /var/log /run/log /home /srv /etc 2>/dev/null; true", [], {}, `${secrets.resticPassword}\n${secrets.pgbackrestCipherPass}\n`);
+      const places = found.out.trim().split("\n").filter(Boolean);
+      for (const p of places) expect(p, `${ip}: a passphrase in ${p}`).toMatch(/^\/etc\/(coop\/(restic-password|backup\.env)|pgbackrest\/)/);
+      for (const n of hostNeedles) {
         // The needle goes in on stdin: on a command line, sudo would log it and grep would find that.
         const found = ssh(ip, key, "sudo grep -rlF -f - /var/log /run/log /etc /home /srv 2>/dev/null; true", [], {}, `${n}\n`);
         expect(found.out.trim()).toBe("");
       }
     }
   });
+
+  it("a restart of the primary brings PostgreSQL and Redis back on the volume with their data, under the same host key", async () => {
+    const keys = await hostKeys();
+    const psql = (sql: string) => ssh(PRIMARY, keys.primary, `sudo -u mastodon psql -X -A -t -d mastodon_production -c "${sql}"`);
+    expect(psql("create table restart_probe (n int); insert into restart_probe values (42)").code).toBe(0);
+    expect(ssh(PRIMARY, keys.primary, "redis-cli set restart_probe 43 >/dev/null && redis-cli save").out).toContain("OK");
+    const restart = spawnSync("bash", [path.join(__dirname, "../../../tools/local-cloud/machine.sh"), "restart"], {
+      env: { ...process.env, COOP_MACHINE: `${STACK}-primary` },
+      encoding: "utf8",
+      timeout: 180_000,
+    });
+    expect(restart.status, restart.stderr).toBe(0);
+    // The pinned key still opens the door: the machine kept its identity.
+    expect(ssh(PRIMARY, keys.primary, "systemctl is-active postgresql@15-main redis-server").out.trim()).toBe("active\nactive");
+    expect(psql("select n from restart_probe").out.trim()).toBe("42");
+    expect(ssh(PRIMARY, keys.primary, "redis-cli get restart_probe").out.trim()).toBe("43");
+    expect(ssh(PRIMARY, keys.primary, "findmnt -n -o FSTYPE /srv").out.trim()).toBe("ext4");
+  }, 5 * MINUTE);
 
   it("pulumi destroy leaves no machine, namespace, veth, bridge, loop device or mount", async () => {
     removeProbe();

@@ -48,7 +48,7 @@ describe("rules:changes of the plan and preview jobs", () => {
     }
   });
 
-  it("the derived inputs are what the program is known to read, and not docs, tests or the CLI", () => {
+  it("the derived inputs are what the program is known to read, and not docs, tests (but the fixture app local stacks deploy) or the CLI", () => {
     for (const f of [
       "Pulumi.yaml", "package.json", "package-lock.json", "tsconfig.json", "index.ts", "config.ts",
       "src/config/schema.ts", "src/upgrade/path.ts", "src/upgrade/catalog.ts", "src/ssh/openssh-key.ts",
@@ -56,7 +56,8 @@ describe("rules:changes of the plan and preview jobs", () => {
       "cloud-init/mount-data-volume.sh",
     ]) expect(inputs.files, f).toContain(f);
     const files = repoFiles(REPO);
-    const outside = files.filter((f) => /^(docs\/|test\/|bench\/|src\/cli\/|src\/plan\/|\.ci\/)|^README\.md$|^releases\/README\.md$/.test(f));
+    const outside = files.filter((f) => /^(docs\/|test\/(?!fixtures\/app\/)|bench\/|src\/cli\/|src\/plan\/|\.ci\/)|^README\.md$|^releases\/README\.md$/.test(f));
+    expect(inputs.files).toContain("test/fixtures/app/adapter.sh");
     expect(outside.length).toBeGreaterThan(0);
     expect(inputs.files.filter((f) => outside.includes(f))).toEqual([]);
   });

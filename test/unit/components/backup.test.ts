@@ -136,7 +136,7 @@ describe("backup secrets stay secret", () => {
   it("every command and upload gets the deploy key only inside its secret connection", () => {
     const line = SECRET_VALUES.sshPrivateKey.split("\n")[1];
     const commands = [...ofType(s3, COMMAND), ...ofType(s3, COPY)];
-    expect(commands.filter((r) => r.parent === "prod-backup")).toHaveLength(5);
+    expect(commands.filter((r) => r.parent === "prod-backup")).toHaveLength(6);
     expect(commands.filter((r) => r.type === COPY).map((r) => r.parent).sort()).toEqual(["prod-primary", "prod-secondary"]);
     const backupResources = commands;
     for (const r of backupResources) {
@@ -229,7 +229,7 @@ describe("backup inputs", () => {
   it("Backup refuses missing passphrases and S3 without its secret key, naming the fields", () => {
     const backup = { fullEveryDays: 7, retentionFull: 4, drillMaxAgeHours: 26, dailyAt: "03:15", drillAt: "05:30", s3: S3 } as BackupConfig;
     const host = { connection: { host: "h", port: 22, user: "u", privateKey: "k" }, address: "h", scripts: { upload: new pulumi.ComponentResource("x:y:Z", "upload"), path: "/p" } };
-    expect(backupArgsProblems({ db: host, repo: host, adminUser: "coop", pgVersion: 15, backup, pgData: "/srv/postgresql/main" })).toEqual([
+    expect(backupArgsProblems({ db: host, repo: host, pgVersion: 15, backup, pgData: "/srv/postgresql/main" })).toEqual([
       expect.stringMatching(/^resticPassword: missing/),
       expect.stringMatching(/^pgbackrestCipherPass: missing/),
       expect.stringMatching(/^s3SecretAccessKey: missing while backup.s3 is set/),

@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
+# The first deploy of the app (Mastodon or Hometown through scripts/lib/app-mastodon.sh, the fixture app
+# through its adapter on local stacks) on a host where install-database.sh has run: the app user's
+# release layout (releases/<tag>, current, live -> current, shared/ with public/system and
+# .env.production), the instance's own secrets born here, the release fetched, built and migrated,
+# `current` switched, the nginx site with the maintenance switch, every process started, and /health
+# checked through nginx. Once `current` exists this only re-checks the site and the processes: later
+# releases are upgrade-app.sh's (with its restore point and rollback).
+#
+# Idempotent and resumable (named steps): killed at any moment, a re-run picks up where it stopped.
+#
+# Environment (defaults in brackets), besides the adapter's and scripts/lib/pg.sh's:
+#   COOP_TARGET_TAG          the release to deploy first (required)
+#   COOP_DOMAIN              the instance's name (required)
+#   COOP_APP_ADAPTER [scripts/lib/app-mastodon.sh]
+#   COOP_APP_ROOT [/home/mastodon]   COOP_APP_USER [mastodon]
+#   COOP_APP_WEB_PORT [3000]  COOP_APP_STREAMING_PORT [4000]
+#   COOP_MAINTENANCE_DIR [/var/lib/coop/maintenance]
+#   COOP_APP_SOURCE_STDIN [0]  1: the app's source comes on stdin, as a base64 tar of app.bundle (its git
+#                            repository) and adapter.sh, unpacked into COOP_APP_SOURCE_DIR
+#                            [/var/lib/coop/app-source]; for local stacks, whose hosts have no route out
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+readonly SCRIPT_DIR
+# shellcheck source=lib/common.sh
+source "${SCRIPT_DIR}/lib/common.sh"
+# shellcheck source=lib/pg.sh
+source "${SCRIPT_DIR}/lib/pg.sh"
+# shellcheck source=lib/releases.sh
+source "${SCRIPT_DIR}/lib/releases.sh"
+# shellcheck source=lib/app-site.sh
+source "${SCRIPT_DIR}/lib/app-site.sh"
+
+# unpack_source: stdin → COOP_APP_SOURCE_DIR/{repo.git,adapter.sh}, replaced whole (temp folder, rename)
+# only when its content changed, so a kill leaves the old source or the new one.
+unpack_source() {
+  local dir="${COOP_APP_SOURCE_DIR:-/var/lib/coop/app-source}"
+  local tmp sum
+  mkdir -p "$(dirname "${dir}")"
+  tmp=$(mktemp -d "${dir}.XXXXXX")
+  base64 -d >"${tmp}/source.tgz" || die "the app source on stdin is not base64"
+  sum=$(sha256sum "${tmp}/source.tgz" | cut -d' ' -f1)
+  if [[ -f "${dir}/.sha256" && "$(cat "${dir}/.sha256")" == "${sum}" ]]; then
+    rm -rf "${tmp}"
+  else
+    tar -C "${tmp}" -xzf "${tmp}/source.tgz" app.bundle adapter.sh || die "the app source on stdin is not the expected tar"
+    git clone -q --mirror "${tmp}/app.bundle" "${tmp}/repo.git"
+    rm -f "${tmp}/app.bundle" "${tmp}/source.tgz"
+    printf '%s\n' "${sum}" >"${tmp}/.sha256"
+    chmod 0755 "${tmp}"
+    rm -rf "${dir}.old"
+    if [[ -d "${dir}" ]]; then mv -T "${dir}" "${dir}.old"; fi
+    mv -T "${tmp}" "${dir}"
+    rm -rf "${dir}.old"
+    log_info "app source unpacked into ${dir}"
+  fi
+  COOP_APP_ADAPTER="${dir}/adapter.sh"
+  COOP_APP_REPO="${dir}/repo.git"
+}
+
+env_defaults() {
+  require_env COOP_TARGET_TAG COOP_DOMAIN
+  [[ "${COOP_DOMAIN}" =~ ^[a-z0-9.-]+$ ]] || die "COOP_DOMAIN '${COOP_DOMAIN}' is not a host name"
+  COOP_APP_USER="${COOP_APP_USER:-mastodon}"
+  COOP_APP_WEB_PORT="${COOP_APP_WEB_PORT:-${COOP_APP_PORT:-3000}}"
+  COOP_APP_STREAMING_PORT="${COOP_APP_STREAMING_PORT:-4000}"
+  COOP_MAINTENANCE_DIR="${COOP_MAINTENANCE_DIR:-/var/lib/coop/maintenance}"
+  pg_env_defaults
+  releases_env_defaults
+  app_env_defaults
+  SHARED="${COOP_APP_ROOT}/shared"
+}
+
+as_app() { runuser -u "${COOP_APP_USER}" -- "$@"; }
+
+make_layout() {
+  id -u "${COOP_APP_USER}" >/dev/null 2>&1 || useradd --create-home --home-dir "${COOP_APP_ROOT}" --shell /bin/bash "${COOP_APP_USER}"
+  install -d -m 0755 -o "${COOP_APP_USER}" -g "${COOP_APP_USER}" "${COOP_APP_ROOT}" "${COOP_APP_ROOT}/releases" "${SHARED}" "${SHARED}/public"
+  install -d -m 0755 -o "${COOP_APP_USER}" -g "${COOP_APP_USER}" "${SHARED}/public/system"
+  # live -> current: Mastodon's paths (/home/mastodon/live/...) stay valid across releases.
+  [[ -L "${COOP_APP_ROOT}/live" ]] || { as_app ln -sfn current "${COOP_APP_ROOT}/live.tmp" && mv -Tf "${COOP_APP_ROOT}/live.tmp" "${COOP_APP_ROOT}/live"; }
+  if [[ ! -f "${SHARED}/.env.production" ]]; then
+    render_instance_env "${COOP_DOMAIN}" | put_file "${SHARED}/.env.production" 0600 "${COOP_APP_USER}" "${COOP_APP_USER}"
+  fi
+}
+
+deployed() { [[ -n "$(release_current)" ]]; }
+
+first_release() {
+  if deployed; then
+    log_info "already deployed: current is $(release_current); later releases are upgrade-app.sh's"
+    return 0
+  fi
+  app_fetch "${COOP_TARGET_TAG}"
+  chown -R "${COOP_APP_USER}:${COOP_APP_USER}" "$(release_dir "${COOP_TARGET_TAG}")"
+  app_build "${COOP_TARGET_TAG}"
+  # A new instance gets every migration at once (there is no old release serving during it).
+  app_migrate_post "${COOP_TARGET_TAG}"
+  release_switch "${COOP_TARGET_TAG}"
+}
+
+link_shared() {
+  local dir
+  dir=$(release_dir "$(release_current)")
+  mkdir -p "${dir}/public"
+  [[ -L "${dir}/public/system" ]] || ln -sfn "${SHARED}/public/system" "${dir}/public/system"
+  [[ -L "${dir}/.env.production" ]] || ln -sfn "${SHARED}/.env.production" "${dir}/.env.production"
+}
+
+write_site() {
+  install -d -m 0755 "${COOP_MAINTENANCE_DIR}"
+  put_file /etc/nginx/snippets/coop-maintenance.conf 0644 root root <"${SCRIPT_DIR}/nginx/maintenance.conf"
+  render_nginx_site "${COOP_DOMAIN}" "${COOP_APP_WEB_PORT}" "${COOP_APP_STREAMING_PORT}" "${COOP_APP_ROOT}" "${COOP_MAINTENANCE_DIR}" |
+    put_file /etc/nginx/sites-available/coop-mastodon 0644 root root
+  ln -sfn ../sites-available/coop-mastodon /etc/nginx/sites-enabled/coop-mastodon
+  rm -f /etc/nginx/sites-enabled/default
+  nginx -t -q 2>&1 || die "nginx refuses the site: $(nginx -t 2>&1 | tail -n 3)"
+  systemctl enable --quiet nginx
+  if systemctl is-active --quiet nginx; then systemctl reload nginx; else systemctl start nginx; fi
+}
+
+start_app() {
+  app_start all
+  local waited=0
+  until curl -fsS --max-time 5 -H "Host: ${COOP_DOMAIN}" http://127.0.0.1/health >/dev/null 2>&1; do
+    ((waited < 60)) || die "the app does not answer /health through nginx after 60 s: $(curl -sS --max-time 5 -H "Host: ${COOP_DOMAIN}" http://127.0.0.1/health 2>&1 | head -c 300)"
+    sleep 1
+    waited=$((waited + 1))
+  done
+}
+
+main() {
+  # The adapter decides everything after this point; with the source on stdin, it comes from there.
+  [[ "${COOP_APP_SOURCE_STDIN:-0}" == 1 ]] && unpack_source
+  # shellcheck source=lib/app-mastodon.sh
+  source "${COOP_APP_ADAPTER:-${SCRIPT_DIR}/lib/app-mastodon.sh}"
+  env_defaults
+  run_begin deploy-app "${COOP_TARGET_TAG}"
+  steps_total 5
+  step layout make_layout
+  step release first_release
+  step shared link_shared
+  step site write_site
+  step start start_app
+  run_finish
+  printf 'app: %s serving %s through nginx (current -> %s)\n' "${COOP_APP_FLAVOR:-app}" "${COOP_DOMAIN}" "$(release_current)"
+}
+
+main "$@"
