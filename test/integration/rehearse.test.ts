@@ -38,4 +38,5 @@ it("coopctl rehearse brings the local stack up with the real engine, backs up, d
   const dir = /in (\/tmp\/coop-rig-\w+):/.exec(r.stdout)?.[1] as string;
   expect(existsSync(dir)).toBe(false);
   expect(r.stdout).toContain(`cleaning up: servers stopped, ${dir} removed, the local stack destroyed`);
-});
+  expect(r.stdout).toMatch(/restore drill on the secondary: PASSED/);
+}, 10 * 60_000);
