@@ -2,13 +2,13 @@
  * The keywords of GitLab's CI/CD YAML reference (docs.gitlab.com/ci/yaml/) with the values GitLab
  * accepts, written out for the parts this repository uses (workflow, default, jobs, rules, environment,
  * artifacts, cache, needs) and checked strictly: an unknown or misspelt keyword is an error, as it is
- * for GitLab. Keywords this repository does not use are accepted with any value.
+ * for GitLab. Keywords this repository does not use are accepted with anyValue value.
  */
 import { z } from "zod";
 import { GLOBAL_KEYWORDS, resolveJob, type CiFile } from "./gitlab-rules";
 
 const str = z.string();
-const any = z.unknown();
+const anyValue = z.unknown();
 const lines = z.union([str, z.array(z.union([str, z.array(str)]))]);
 const when = z.enum(["on_success", "on_failure", "always", "manual", "delayed", "never"]);
 const changes = z.union([z.array(str).min(1), z.object({ paths: z.array(str).min(1), compare_to: str.optional() }).strict()]);
@@ -23,7 +23,7 @@ const rule = z.object({
   when: when.optional(),
   allow_failure: allowFailure.optional(),
   variables: z.record(str, variableValue).optional(),
-  needs: z.array(any).optional(),
+  needs: z.array(anyValue).optional(),
   interruptible: z.boolean().optional(),
   start_in: str.optional(),
 }).strict();
@@ -34,7 +34,7 @@ const workflowRule = z.object({
   exists: exists.optional(),
   variables: z.record(str, variableValue).optional(),
   when: z.enum(["always", "never"]).optional(),
-  auto_cancel: any.optional(),
+  auto_cancel: anyValue.optional(),
 }).strict();
 
 const environment = z.union([
@@ -46,7 +46,7 @@ const environment = z.union([
     deployment_tier: z.enum(["production", "staging", "testing", "development", "other"]).optional(),
     on_stop: str.optional(),
     auto_stop_in: str.optional(),
-    kubernetes: any.optional(),
+    kubernetes: anyValue.optional(),
   }).strict(),
 ]);
 
@@ -59,7 +59,7 @@ const artifacts = z.object({
   when: z.enum(["on_success", "on_failure", "always"]).optional(),
   access: z.enum(["none", "developer", "all"]).optional(),
   expire_in: str.optional(),
-  reports: z.record(str, any).optional(),
+  reports: z.record(str, anyValue).optional(),
   public: z.boolean().optional(),
 }).strict();
 
@@ -76,34 +76,34 @@ const cache = z.union([cacheItem, z.array(cacheItem)]);
 
 const needs = z.array(z.union([
   str,
-  z.object({ job: str, artifacts: z.boolean().optional(), optional: z.boolean().optional(), pipeline: str.optional(), project: str.optional(), ref: str.optional(), parallel: any.optional() }).strict(),
+  z.object({ job: str, artifacts: z.boolean().optional(), optional: z.boolean().optional(), pipeline: str.optional(), project: str.optional(), ref: str.optional(), parallel: anyValue.optional() }).strict(),
 ]));
 
-const image = z.union([str, z.object({ name: str, entrypoint: z.array(str).optional(), pull_policy: any.optional(), docker: any.optional(), kubernetes: any.optional() }).strict()]);
+const image = z.union([str, z.object({ name: str, entrypoint: z.array(str).optional(), pull_policy: anyValue.optional(), docker: anyValue.optional(), kubernetes: anyValue.optional() }).strict()]);
 
 const jobKeywords = {
   after_script: lines, allow_failure: allowFailure, artifacts, before_script: lines, cache, coverage: str,
-  dast_configuration: any, dependencies: z.array(str), environment, extends: z.union([str, z.array(str)]),
-  hooks: any, id_tokens: any, identity: any, image, inherit: any, interruptible: z.boolean(),
-  manual_confirmation: str, needs, pages: any, parallel: any, release: any, resource_group: str, retry: any,
-  rules: z.array(rule), run: any, script: lines, secrets: any, services: any, stage: str, start_in: str,
-  tags: z.array(str), timeout: str, trigger: any, variables: z.record(str, variableValue), when,
+  dast_configuration: anyValue, dependencies: z.array(str), environment, extends: z.union([str, z.array(str)]),
+  hooks: anyValue, id_tokens: anyValue, identity: anyValue, image, inherit: anyValue, interruptible: z.boolean(),
+  manual_confirmation: str, needs, pages: anyValue, parallel: anyValue, release: anyValue, resource_group: str, retry: anyValue,
+  rules: z.array(rule), run: anyValue, script: lines, secrets: anyValue, services: anyValue, stage: str, start_in: str,
+  tags: z.array(str), timeout: str, trigger: anyValue, variables: z.record(str, variableValue), when,
 };
 export const jobSchema = z.object(jobKeywords).partial().strict();
 
 const defaultSchema = z.object({
-  after_script: lines, artifacts, before_script: lines, hooks: any, cache, image, interruptible: z.boolean(),
-  id_tokens: any, identity: any, retry: any, services: any, tags: z.array(str), timeout: str,
+  after_script: lines, artifacts, before_script: lines, hooks: anyValue, cache, image, interruptible: z.boolean(),
+  id_tokens: anyValue, identity: anyValue, retry: anyValue, services: anyValue, tags: z.array(str), timeout: str,
 }).partial().strict();
 
 const globals: Record<string, z.ZodType> = {
   default: defaultSchema,
-  include: any,
+  include: anyValue,
   stages: z.array(str).min(1),
   variables: z.record(str, variableValue),
-  workflow: z.object({ name: str.optional(), auto_cancel: any.optional(), rules: z.array(workflowRule).optional() }).strict(),
-  spec: any,
-  image, services: any, cache, before_script: lines, after_script: lines,
+  workflow: z.object({ name: str.optional(), auto_cancel: anyValue.optional(), rules: z.array(workflowRule).optional() }).strict(),
+  spec: anyValue,
+  image, services: anyValue, cache, before_script: lines, after_script: lines,
 };
 
 /** Problems, each with its key path; empty when every keyword and value is one GitLab accepts. */
@@ -117,7 +117,7 @@ export function checkGitlabKeywords(ci: CiFile): string[] {
     if (GLOBAL_KEYWORDS.has(key)) {
       report(key, globals[key].safeParse(value));
     } else if (key.startsWith(".")) {
-      // Hidden keys: templates for `extends`, or any YAML anchor.
+      // Hidden keys: templates for `extends`, or anyValue YAML anchor.
       if (typeof value === "object" && value !== null && !Array.isArray(value)) report(key, jobSchema.safeParse(value));
     } else {
       report(key, jobSchema.safeParse(value));
