@@ -2,7 +2,7 @@
  * The keywords of GitLab's CI/CD YAML reference (docs.gitlab.com/ci/yaml/) with the values GitLab
  * accepts, written out for the parts this repository uses (workflow, default, jobs, rules, environment,
  * artifacts, cache, needs) and checked strictly: an unknown or misspelt keyword is an error, as it is
- * for GitLab. Keywords this repository does not use are accepted with anyValue value.
+ * for GitLab. Keywords this repository does not use are accepted with any value.
  */
 import { z } from "zod";
 import { GLOBAL_KEYWORDS, resolveJob, type CiFile } from "./gitlab-rules";
@@ -117,7 +117,7 @@ export function checkGitlabKeywords(ci: CiFile): string[] {
     if (GLOBAL_KEYWORDS.has(key)) {
       report(key, globals[key].safeParse(value));
     } else if (key.startsWith(".")) {
-      // Hidden keys: templates for `extends`, or anyValue YAML anchor.
+      // Hidden keys: templates for `extends`, or any YAML anchor.
       if (typeof value === "object" && value !== null && !Array.isArray(value)) report(key, jobSchema.safeParse(value));
     } else {
       report(key, jobSchema.safeParse(value));
