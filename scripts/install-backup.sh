@@ -97,10 +97,7 @@ install_packages() {
   local -a wanted=(pgbackrest restic jq redis-tools openssh-client) missing=()
   # The drill restores into a scratch cluster on the repository host: it needs the server binaries.
   [[ "${COOP_BACKUP_ROLE}" == repo ]] && wanted+=("postgresql-${COOP_PG_VERSION}")
-  local p
-  for p in "${wanted[@]}"; do
-    dpkg-query -W -f='${Status}' "${p}" 2>/dev/null | grep -q "install ok installed" || missing+=("${p}")
-  done
+  mapfile -t missing < <(missing_packages "${wanted[@]}")
   if ((${#missing[@]} == 0)); then
     log_info "packages present: ${wanted[*]}"
   elif [[ "${COOP_SKIP_APT:-}" == 1 ]]; then
@@ -111,11 +108,7 @@ install_packages() {
       printf 'create_main_cluster = false\n' | put_file "${COOP_ETC_DIR}/postgresql-common/createcluster.d/50-coop.conf" 0644 root root
     fi
     log_info "installing ${missing[*]}"
-    # A fresh host's unattended-upgrades can hold dpkg's lock for minutes after boot: wait for it
-    # (10 min) rather than fail after a few retries.
-    local lock=(-o DPkg::Lock::Timeout=600)
-    with_retry 3 10 apt-get "${lock[@]}" update -q
-    DEBIAN_FRONTEND=noninteractive with_retry 3 10 apt-get "${lock[@]}" install -y -q --no-install-recommends "${missing[@]}"
+    apt_install "${missing[@]}"
   fi
 }
 

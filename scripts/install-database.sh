@@ -48,15 +48,10 @@ ensure_packages() {
   # Debian's package would make its own cluster in /var/lib/postgresql: this host's lives on the volume.
   printf 'create_main_cluster = false\n' | put_file /etc/postgresql-common/createcluster.d/50-coop.conf 0644 root root
   local -a missing=()
-  local p
-  for p in "postgresql-${COOP_PG_VERSION}" postgresql-contrib redis-server; do
-    dpkg-query -W -f='${Status}' "${p}" 2>/dev/null | grep -q "install ok installed" || missing+=("${p}")
-  done
+  mapfile -t missing < <(missing_packages "postgresql-${COOP_PG_VERSION}" postgresql-contrib redis-server)
   ((${#missing[@]} == 0)) && return 0
   [[ "${COOP_SKIP_APT:-}" != 1 ]] || die "missing packages ${missing[*]} and COOP_SKIP_APT=1"
-  local lock=(-o DPkg::Lock::Timeout=600)
-  with_retry 3 10 apt-get "${lock[@]}" update -q
-  DEBIAN_FRONTEND=noninteractive with_retry 3 10 apt-get "${lock[@]}" install -y -q --no-install-recommends "${missing[@]}"
+  apt_install "${missing[@]}"
 }
 
 ensure_cluster() {

@@ -201,3 +201,19 @@ put_file() {
   mv -f "${tmp}" "${target}"
   log_info "wrote ${target} (mode ${mode}, ${owner}:${group})"
 }
+
+# missing_packages PKG...: prints the ones dpkg does not have installed, one a line.
+missing_packages() {
+  local p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "${p}" 2>/dev/null | grep -q "install ok installed" || printf '%s\n' "${p}"
+  done
+}
+
+# apt_install PKG...: a fresh host's unattended-upgrades can hold dpkg's lock for minutes after boot,
+# so wait for it (10 min) rather than fail after a few retries.
+apt_install() {
+  local -a lock_wait=(-o DPkg::Lock::Timeout=600)
+  with_retry 3 10 apt-get "${lock_wait[@]}" update -q
+  DEBIAN_FRONTEND=noninteractive with_retry 3 10 apt-get "${lock_wait[@]}" install -y -q --no-install-recommends "$@"
+}

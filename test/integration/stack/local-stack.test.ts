@@ -28,9 +28,9 @@ let instanceSecret = "";
 const logs: string[] = [];
 const log = (s: string) => logs.push(s);
 
-function sh(cmd: string, args: string[], opts: { input?: string; netns?: string } = {}): { code: number; out: string } {
+function sh(cmd: string, args: string[], opts: { netns?: string } = {}): { code: number; out: string } {
   const [file, argv] = opts.netns ? ["ip", ["netns", "exec", opts.netns, cmd, ...args]] : [cmd, args];
-  const r = spawnSync(file, argv, { input: opts.input, encoding: "utf8", timeout: 60_000 });
+  const r = spawnSync(file, argv, { encoding: "utf8", timeout: 60_000 });
   return { code: r.status ?? 1, out: `${r.stdout ?? ""}${r.stderr ?? ""}` };
 }
 
