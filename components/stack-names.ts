@@ -10,7 +10,11 @@ import type { StackHosts } from "./stack-hosts";
 export function declareNames(cfg: StackConfig, { hosts, roleHosts }: StackHosts, providers: Providers): string[] {
   if (!isLocalStack(cfg)) {
     const opts = providers.cloudflare ? { providers: [providers.cloudflare] } : {};
-    const dns = new Dns(`${cfg.stackName}-dns`, { zoneId: cfg.cloudflareZoneId, domain: cfg.domain, stackRole: cfg.stackRole, roleHosts }, opts);
+    const dns = new Dns(
+      `${cfg.stackName}-dns`,
+      { zoneId: cfg.cloudflareZoneId, domain: cfg.domain, stackRole: cfg.stackRole, roleHosts, apiToken: cfg.secrets.cloudflareApiToken },
+      opts,
+    );
     return dns.names;
   }
   const owned = ownedNames(cfg.domain, cfg.stackRole, new Set(roleHosts.keys()));
