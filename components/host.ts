@@ -304,7 +304,8 @@ export class Host extends pulumi.ComponentResource {
           { protocol: "udp", portRange: "1-65535", destinationAddresses: [...ANYWHERE] },
           { protocol: "icmp", destinationAddresses: [...ANYWHERE] },
         ],
-        tags,
+        // No `tags`: a firewall applies to every droplet carrying any of its tags, and `social-coop` is on
+        // every droplet of every stack, so one host's rules would reach the others. Its own droplet only.
       },
       childOpts,
     );

@@ -129,6 +129,28 @@ describe("hosts on DigitalOcean", () => {
     expect(matrix.inputs.inboundRules).toEqual([22, 80, 443, 8448].map(doRule));
   });
 
+  it("each DigitalOcean firewall attaches to its own droplet only, never through a shared tag", async () => {
+    const cfg = prodConfig();
+    cfg.hosts = {
+      primary: { provider: "digitalocean", location: "fra1", size: "s-4vcpu-8gb", volumeGb: 200, roles: ["mastodon", "matrix"] },
+      secondary: { provider: "digitalocean", location: "ams3", size: "s-4vcpu-8gb", volumeGb: 250, roles: ["spare"] },
+    };
+    const both = await planFor(cfg);
+    const dropletIds = new Set<unknown>();
+    for (const host of ["prod-primary", "prod-secondary"]) {
+      const firewall = one(both, "digitalocean:index/firewall:Firewall", `${host}-firewall`);
+      // The attachment names the host's droplet by ID too: the firewall must name exactly that one.
+      const droplet = one(both, "digitalocean:index/volumeAttachment:VolumeAttachment", `${host}-data-attachment`).inputs.dropletId;
+      expect(typeof droplet).toBe("number");
+      expect(firewall.inputs.dropletIds, host).toEqual([droplet]);
+      expect(firewall.inputs.tags, host).toBeUndefined();
+      dropletIds.add(droplet);
+    }
+    expect(dropletIds.size).toBe(2);
+    // The droplets still carry the shared tag (for the dashboard); only firewalls must not select by it.
+    for (const d of ofType(both, "digitalocean:index/droplet:Droplet")) expect(d.inputs.tags).toContain("social-coop");
+  });
+
   it("the droplet runs Debian 12 with IPv6 in the configured region", () => {
     expect(one(prod, "digitalocean:index/droplet:Droplet", "prod-secondary-server").inputs).toMatchObject({
       image: "debian-12-x64",
