@@ -1,5 +1,6 @@
 // Backup: pgBackRest (WAL archiving, full + differential backups) and restic on the database host, the
 // repositories on the repository host, the timers, and the restore drill as the hook of `pulumi up`.
+import { createHash } from "node:crypto";
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import type { BackupConfig } from "../src/config/schema";
@@ -78,6 +79,24 @@ export const DRILL_RESULT_COMMAND = "sudo cat /var/lib/coop/drills/last.json";
 /** A first backup, so that the first drill has something to restore; later ones come from the timers. */
 export const INITIAL_BACKUP_COMMAND = DRILL_COMMAND.replace(/coop-drill/g, "coop-backup");
 
+/**
+ * The delete command of an install: `install-backup.sh --uninstall` from the installed scripts (the
+ * uploaded folder of an old content hash may be gone). It stops, disables and removes the timers and
+ * units, keeps repositories and configs; a host with no install left has nothing to remove.
+ */
+export function uninstallCommand(environment: Readonly<Record<string, unknown>>): string {
+  const run = `${sudoScript("install-backup.sh", environment, '"$COOP_SCRIPTS_DIR"')} --uninstall`;
+  return `if [ -f "$COOP_SCRIPTS_DIR/install-backup.sh" ]; then ${run}; else echo "no backup install on this host: nothing to remove"; fi`;
+}
+
+/**
+ * Names one install by its triggers: a replacement (new triggers) creates the new install before it
+ * deletes the old, and the old one's uninstall sees a newer ID recorded on the host and leaves it alone.
+ */
+export function installId(triggers: readonly string[]): string {
+  return createHash("sha256").update(JSON.stringify(triggers)).digest("hex").slice(0, 16);
+}
+
 /** Sorted-key JSON, so a trigger never churns on key order. */
 function stableJson(value: unknown): string {
   return JSON.stringify(value, (_k, v: unknown) =>
@@ -124,23 +143,26 @@ export class Backup extends pulumi.ComponentResource {
     };
     const installHash = scriptsHash(["install-backup.sh"]);
     const settings = stableJson({ pgVersion: args.pgVersion, backup: b });
+    const installTriggers = [installHash, settings];
     const install = (
       role: string,
       host: BackupHost,
       params: ScriptParams,
       dependsOn: pulumi.Resource[],
     ): command.remote.Command => {
-      const environment = scriptEnvironment({ ...common, ...params });
+      const environment = scriptEnvironment({ ...common, ...params, installId: installId(installTriggers) });
       return new command.remote.Command(
         `${name}-${role}`,
         {
           connection: host.connection,
           create: sudoScript("install-backup.sh", environment),
+          // Removing the component (or the stack) takes its timers and units off the host.
+          delete: uninstallCommand(environment),
           environment,
           // install-backup.sh logs paths and steps and prints public keys; it never prints a secret.
           logging: "stdoutAndStderr",
           addPreviousOutputInEnv: false,
-          triggers: [installHash, settings],
+          triggers: installTriggers,
         },
         { parent: this, dependsOn },
       );

@@ -22,8 +22,14 @@
 #   COOP_RETENTION_FULL [4]  COOP_FULL_EVERY_DAYS [7]  COOP_BACKUP_AT [03:15]  COOP_DRILL_AT [05:30]  (UTC)
 #   COOP_SCRIPTS_FROM            uploaded scripts folder to install (empty: scripts are already in place)
 #   COOP_SCRIPTS_DIR [/opt/coop/scripts]   where the units find backup.sh and drill.sh
+#   COOP_INSTALL_ID              which install this is (the Backup component's command inputs), recorded
+#                                so that the delete of a replaced install leaves its replacement alone
 #   For tests: COOP_ETC_DIR [/etc]  COOP_SYSTEMD_DIR [/etc/systemd/system]  COOP_SKIP_APT  COOP_SKIP_SYSTEMCTL
 #   (also skips sshd reload and PostgreSQL)  COOP_STATE_DIR (common.sh)
+#
+# install-backup.sh --uninstall: stops, disables and removes this host's coop backup/drill timers and
+# units, removes the sshd drop-in and stops WAL archiving (db); keeps repositories, keys and configs.
+# Needs only COOP_ETC_DIR, COOP_SYSTEMD_DIR, COOP_BACKUP_ROLE, COOP_INSTALL_ID and the COOP_PG_* above.
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -204,6 +210,7 @@ write_units() {
     render_service coop-drill "social.coop restore drill" drill.sh 6h | put_file "${d}/coop-drill.service" 0644 root root
     render_timer "social.coop daily restore drill" "$(daily_calendar "${COOP_DRILL_AT}")" | put_file "${d}/coop-drill.timer" 0644 root root
   fi
+  record_install_id
 }
 
 enable_units() {
@@ -249,7 +256,36 @@ print_keys() {
   printf 'host-key %s\n' "$(cut -d' ' -f1,2 "${host_key}")"
 }
 
+# The delete command of the Backup component's installs (see the header).
+uninstall_backup() {
+  # Not needed here, and no child process (systemctl, psql) should inherit them.
+  unset COOP_RESTIC_PASSWORD COOP_PGBACKREST_CIPHER_PASS COOP_S3_SECRET_ACCESS_KEY
+  COOP_ETC_DIR="${COOP_ETC_DIR:-/etc}"
+  COOP_SYSTEMD_DIR="${COOP_SYSTEMD_DIR:-/etc/systemd/system}"
+  COOP_PG_VERSION="${COOP_PG_VERSION:-15}"
+  COOP_PG_PORT="${COOP_PG_PORT:-5432}"
+  COOP_PG_SOCKET="${COOP_PG_SOCKET:-/var/run/postgresql}"
+  COOP_PG_OS_USER="${COOP_PG_OS_USER:-postgres}"
+  COOP_BACKUP_ROLE="${COOP_BACKUP_ROLE:-}"
+  [[ -z "${COOP_BACKUP_ROLE}" || "${COOP_BACKUP_ROLE}" =~ ^(db|repo)$ ]] ||
+    die "COOP_BACKUP_ROLE must be db or repo (found '${COOP_BACKUP_ROLE}')"
+  if superseded; then
+    log_info "a newer install ($(<"$(install_id_file)")) replaced ${COOP_INSTALL_ID}: nothing to remove"
+    return 0
+  fi
+  remove_units
+  remove_sshd_dropin
+  stop_archiving
+  rm -f "$(install_id_file)"
+  log_info "backup units removed; repositories, keys and configs kept"
+}
+
 main() {
+  if [[ "${1:-}" == --uninstall ]]; then
+    uninstall_backup
+    return 0
+  fi
+  (($# == 0)) || die "unknown argument '$1': install-backup.sh takes none, or --uninstall"
   install_env
   # Every run starts from the first step: all steps are idempotent, and a resumed run could skip a
   # step that an earlier run did with other inputs (the second pass adds the other host's key).

@@ -1,11 +1,13 @@
 // install-backup.sh for both roles against a temporary root (COOP_ETC_DIR, COOP_SYSTEMD_DIR), with
 // COOP_SKIP_APT and COOP_SKIP_SYSTEMCTL: files, modes, owners, parseable configs, verifiable units,
-// idempotence, convergence after a kill, and secrets in no output and no readable file.
+// idempotence, convergence after a kill, secrets in no output and no readable file, and --uninstall (the
+// Backup component's delete command) with systemctl and sudo stubbed on PATH to record what they are asked.
 import { createHash } from "node:crypto";
-import { appendFileSync, copyFileSync, cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { appendFileSync, chmodSync, copyFileSync, cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ensureUser, makeTempDir, run, type RunResult, type SystemUser, type TempDir } from "../../src/local";
+import { installId, uninstallCommand } from "../../components/backup";
+import { ensureUser, makeTempDir, run, startPostgres, type RunResult, type SystemUser, type TempDir } from "../../src/local";
 
 const REPO_SCRIPTS = resolve(__dirname, "../../scripts");
 const SECRETS = {
@@ -234,5 +236,122 @@ describe("install-backup.sh on a temporary root", () => {
       ok(await install("db", repoKeys), `re-run after a kill at ${step}`);
       expect(snapshot(root("db")), step).toEqual(before);
     }
+  });
+});
+
+describe("install-backup.sh --uninstall (the Backup component's delete)", () => {
+  // No systemd runs here: a systemctl on PATH records each call, so the test sees exactly what a host is asked.
+  let bin: string;
+  let calls: string;
+  const units = {
+    db: ["coop-backup.timer", "coop-backup-full.timer", "coop-backup.service", "coop-backup-full.service"],
+    repo: ["coop-drill.timer", "coop-drill.service"],
+  };
+  beforeAll(() => {
+    bin = join(tmp.path, "bin");
+    calls = join(tmp.path, "systemctl.calls");
+    mkdirSync(bin, { recursive: true });
+    writeFileSync(join(bin, "systemctl"), `#!/bin/sh\nprintf '%s\\n' "$*" >> '${calls}'\n`);
+    // We are root already: sudo drops its --preserve-env=... option and runs the rest.
+    writeFileSync(join(bin, "sudo"), '#!/bin/sh\ncase "$1" in --preserve-env=*) shift ;; esac\nexec "$@"\n');
+    for (const f of ["systemctl", "sudo"]) chmodSync(join(bin, f), 0o755);
+  });
+  const systemctlCalls = () => (existsSync(calls) ? readFileSync(calls, "utf8").trim().split("\n").filter(Boolean) : []);
+  const unitFiles = (role: Role) => readdirSync(join(root(role), "systemd")).filter((f) => f.startsWith("coop-")).sort();
+  /** What a host runs for the component's delete: the exact command text backup.ts declares. */
+  async function uninstall(role: Role, extra: Record<string, string> = {}): Promise<RunResult> {
+    rmSync(calls, { force: true });
+    const e: Record<string, string> = { ...baseEnv(role), ...extra };
+    delete e.COOP_SKIP_SYSTEMCTL;
+    const r = await run("bash", ["-c", uninstallCommand(e)], { env: { ...e, PATH: `${bin}:${process.env.PATH ?? ""}` }, allowFailure: true, timeoutMs: 60_000 });
+    outputs.push(r.stdout, r.stderr);
+    return r;
+  }
+
+  it("replacing an install (new triggers): the old install's delete leaves the new one in place", async () => {
+    const oldId = installId(["install-v1", "{}"]);
+    const newId = installId(["install-v2", "{}"]);
+    ok(await install("repo", { ...dbKeys, COOP_INSTALL_ID: oldId }), "repo install, old");
+    // The engine creates the replacement first, then deletes the one it replaces.
+    ok(await install("repo", { ...dbKeys, COOP_INSTALL_ID: newId }), "repo install, replacement");
+    const r = ok(await uninstall("repo", { COOP_INSTALL_ID: oldId }), "delete of the replaced install");
+    expect(r.stderr).toContain(`a newer install (${newId}) replaced ${oldId}: nothing to remove`);
+    expect(systemctlCalls()).toEqual([]);
+    expect(unitFiles("repo")).toEqual([...units.repo].sort());
+  });
+
+  it("removing the component: timers and units stopped, disabled and removed, sshd drop-in gone, data kept", async () => {
+    const newId = installId(["install-v2", "{}"]);
+    for (const role of ["db", "repo"] as const) {
+      const before = snapshot(root(role));
+      expect(unitFiles(role), role).toEqual([...units[role]].sort());
+      const r = ok(await uninstall(role, { COOP_INSTALL_ID: role === "repo" ? newId : "" }), `uninstall ${role}`);
+      expect(systemctlCalls(), role).toEqual([
+        `disable --now ${units[role].join(" ")}`,
+        "daemon-reload",
+        `reset-failed ${units[role].join(" ")}`,
+        "reload ssh",
+      ]);
+      expect(unitFiles(role), role).toEqual([]);
+      expect(existsSync(join(etc(role), "ssh", "sshd_config.d", "60-coop-backup.conf")), role).toBe(false);
+      expect(existsSync(join(etc(role), "coop", "backup-install.id")), role).toBe(false);
+      // Kept: configs, keys and (on the repository host) both repositories, unchanged.
+      const after = snapshot(root(role));
+      for (const kept of ["/etc/coop/backup.env", "/etc/coop/restic-password", "/etc/pgbackrest/pgbackrest.conf", "/etc/coop/backup-ssh/id_ed25519"]) {
+        expect(after[kept], `${role}${kept}`).toBe(before[kept]);
+      }
+      if (role === "repo") {
+        for (const d of ["pgbackrest", "restic"]) expect(statSync(join(root(role), "srv", d)).isDirectory()).toBe(true);
+      } else {
+        // PostgreSQL is not reachable here: the script says so and how to finish by hand, instead of passing silently.
+        expect(r.stderr).toMatch(/WAL archiving NOT turned off: PostgreSQL is not reachable .*alter system set archive_command = 'true'/);
+      }
+    }
+  });
+
+  it("a second uninstall, or one on a host with no install, changes nothing and succeeds", async () => {
+    const before = snapshot(root("db"));
+    const again = ok(await uninstall("db"), "uninstall db again");
+    expect(again.stderr).toContain("no coop backup or drill units in");
+    expect(systemctlCalls()).toEqual([]);
+    expect(snapshot(root("db"))).toEqual(before);
+    const none = ok(await uninstall("db", { COOP_SCRIPTS_DIR: join(tmp.path, "nothing-installed") }), "uninstall, nothing installed");
+    expect(none.stdout).toContain("no backup install on this host: nothing to remove");
+  });
+
+  it("on the database host it stops WAL archiving into the removed repository, and only pgBackRest's", async () => {
+    // What configure_archiving sets: with archive_mode on, this command failing forever would fill pg_wal.
+    const ours = `pgbackrest --config=${join(etc("db"), "pgbackrest", "pgbackrest.conf")} --stanza=main archive-push %p`;
+    const pg = await startPostgres({ user: dbUser.name, archiveCommand: ours });
+    try {
+      // The script's psql connects as its OS user, as `postgres` does on a host.
+      await pg.psql(`create role "${dbUser.name}" superuser login`);
+      await pg.psql(`alter system set archive_command = '${ours}'; alter system set archive_mode = on; select pg_reload_conf()`);
+      const at = { COOP_PG_SOCKET: pg.socketDir, COOP_PG_PORT: String(pg.port) };
+      const r = ok(await uninstall("db", at), "uninstall db with PostgreSQL running");
+      expect(r.stderr).toMatch(/WAL archiving stopped \(archive_command 'true'\); archive_mode turns off at the next restart/);
+      expect(await pg.psql("show archive_command")).toBe("true");
+      const auto = readFileSync(join(pg.dataDir, "postgresql.auto.conf"), "utf8");
+      expect(auto).toContain("archive_command = 'true'");
+      expect(auto).not.toMatch(/archive_mode/);
+      // Someone else's archive_command is not ours to change.
+      await pg.psql("alter system set archive_command = 'cp %p /elsewhere/%f'; select pg_reload_conf()");
+      const again = ok(await uninstall("db", at), "uninstall db, foreign archive_command");
+      expect(again.stderr).toContain("archive_command is not pgBackRest's ('cp %p /elsewhere/%f'): left as it is");
+      expect(await pg.psql("show archive_command")).toBe("cp %p /elsewhere/%f");
+    } finally {
+      await pg.stop();
+    }
+  });
+
+  it("refuses an unknown argument instead of installing", async () => {
+    const r = await run("bash", [join(SCRIPTS, "install-backup.sh"), "--uninstal"], { env: baseEnv("db"), allowFailure: true });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("unknown argument '--uninstal': install-backup.sh takes none, or --uninstall");
+  });
+
+  it("a reinstall after the uninstall brings the timers back", async () => {
+    ok(await install("db", repoKeys), "db reinstall");
+    expect(unitFiles("db")).toEqual([...units.db].sort());
   });
 });

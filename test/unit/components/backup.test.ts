@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DRILL_COMMAND, backupArgsProblems, parsePeerKeys } from "../../../components/backup";
+import { DRILL_COMMAND, backupArgsProblems, installId, parsePeerKeys, uninstallCommand } from "../../../components/backup";
 import { SCRIPTS_DIR, envName, folderHash, scriptClosure, scriptEnvironment, scriptsHash, sudoScript } from "../../../components/lib/script";
 import { ConfigError } from "../../../src/config/problems";
 import { parseStackConfig } from "../../../src/config/parse";
@@ -215,6 +215,39 @@ describe("triggers", () => {
     expect(after[0]).toBe(before[0]);
     expect(after[1]).not.toBe(before[1]);
     expect(env(one(changed, COMMAND, "prod-backup-repo-install")).COOP_RETENTION_FULL).toBe("5");
+  });
+});
+
+describe("removing the component", () => {
+  const INSTALLS = ["prod-backup-repo-install", "prod-backup-db-install", "prod-backup-repo-trust"];
+
+  it("every install declares a delete that runs the installed install-backup.sh --uninstall as root", () => {
+    for (const name of INSTALLS) {
+      const cmd = one(prod, COMMAND, name);
+      const del = String(cmd.inputs.delete);
+      expect(del, name).toBe(uninstallCommand(env(cmd)));
+      // The installed copy (the uploaded folder of an old hash may be gone), with the same COOP_* kept by sudo.
+      expect(del).toContain(`sudo --preserve-env=${Object.keys(env(cmd)).sort().join(",")} bash "$COOP_SCRIPTS_DIR"/install-backup.sh --uninstall`);
+      expect(del).toMatch(/^if \[ -f "\$COOP_SCRIPTS_DIR\/install-backup\.sh" \]; then .*; else echo "no backup install on this host: nothing to remove"; fi$/);
+      expect(env(cmd).COOP_SCRIPTS_DIR).toBe("/opt/coop/scripts");
+    }
+  });
+
+  it("each install is named by its triggers, so the delete of a replaced install spares its replacement", async () => {
+    const ids = INSTALLS.map((n) => env(one(prod, COMMAND, n)).COOP_INSTALL_ID);
+    expect(ids[0]).toBe(installId(one(prod, COMMAND, INSTALLS[0]).inputs.triggers as string[]));
+    expect(new Set(ids).size).toBe(1);
+    expect(env(one(prodAgain, COMMAND, INSTALLS[0])).COOP_INSTALL_ID).toBe(ids[0]);
+    const cfg = prodConfig();
+    cfg.backup = { retentionFull: 5 };
+    const changed = await planFor(cfg);
+    expect(env(one(changed, COMMAND, INSTALLS[0])).COOP_INSTALL_ID).not.toBe(ids[0]);
+  });
+
+  it("the drill, its result and the initial backup remove nothing (they install nothing)", () => {
+    for (const name of ["prod-backup-drill", "prod-backup-drill-result", "prod-backup-initial-backup"]) {
+      expect(one(prod, COMMAND, name).inputs.delete, name).toBeUndefined();
+    }
   });
 });
 
