@@ -245,14 +245,15 @@ remove_sshd_dropin() {
   fi
 }
 
-# With archive_mode on, an archive_command that no longer reaches a repository keeps every WAL segment
-# in pg_wal until the disk is full. `true` lets PostgreSQL recycle them; archive_mode is reset for the
-# next restart, which completes the removal.
+# archive_mode is on from the cluster's creation (the Database component owns it), and with it on an
+# archive_command that no longer reaches a repository, or an empty one, keeps every WAL segment in
+# pg_wal until the disk is full. `true` lets PostgreSQL recycle them; a reinstall sets pgBackRest's again
+# (a reload, no restart).
 stop_archiving() {
   [[ "${COOP_BACKUP_ROLE}" == db ]] || return 0
   local -a psql=(runuser -u "${COOP_PG_OS_USER}" -- "/usr/lib/postgresql/${COOP_PG_VERSION}/bin/psql" -X -q -A -t -v ON_ERROR_STOP=1 -h "${COOP_PG_SOCKET}" -p "${COOP_PG_PORT}" -d postgres)
   if [[ "${COOP_SKIP_SYSTEMCTL:-}" == 1 ]] || ! "${psql[@]}" -c 'select 1' >/dev/null 2>&1; then
-    log_warn "WAL archiving NOT turned off: PostgreSQL is not reachable on ${COOP_PG_SOCKET}:${COOP_PG_PORT}; if it still runs pgbackrest archive-push, run: sudo -u ${COOP_PG_OS_USER} psql -c \"alter system set archive_command = 'true'\" -c 'alter system reset archive_mode' -c 'select pg_reload_conf()'"
+    log_warn "WAL archiving NOT turned off: PostgreSQL is not reachable on ${COOP_PG_SOCKET}:${COOP_PG_PORT}; if it still runs pgbackrest archive-push, run: sudo -u ${COOP_PG_OS_USER} psql -c \"alter system set archive_command = 'true'\" -c 'select pg_reload_conf()'"
     return 0
   fi
   local current
@@ -261,6 +262,6 @@ stop_archiving() {
     log_info "archive_command is not pgBackRest's ('${current}'): left as it is"
     return 0
   fi
-  "${psql[@]}" <<<"alter system set archive_command = 'true'; alter system reset archive_mode; select pg_reload_conf();" >/dev/null
-  log_warn "WAL archiving stopped (archive_command 'true'); archive_mode turns off at the next restart of postgresql@${COOP_PG_VERSION}-main"
+  "${psql[@]}" <<<"alter system set archive_command = 'true'; select pg_reload_conf();" >/dev/null
+  log_warn "WAL archiving stopped: archive_command is now 'true', so PostgreSQL recycles WAL instead of keeping it for the removed repository"
 }
