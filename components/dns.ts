@@ -258,10 +258,11 @@ export class Dns extends pulumi.ComponentResource {
   }
 }
 
-function tokenLookup(apiToken: pulumi.Input<string> | undefined, domain: string): RecordLookup {
+/** The lookup of a stack: Cloudflare's API with the stack's token (a secret Output, unwrapped only here). */
+export function tokenLookup(apiToken: pulumi.Input<string> | undefined, domain: string, base: string = CLOUDFLARE_API): RecordLookup {
   if (apiToken === undefined) {
     throw new Error(`dns: no Cloudflare API token to look up ${domain}'s existing records; set it with \`pulumi config set --secret cloudflareApiToken\``);
   }
   const token = plainValue(apiToken);
-  return async (q) => cloudflareRecordLookup(await token)(q);
+  return async (q) => cloudflareRecordLookup(await token, base)(q);
 }

@@ -79,6 +79,13 @@ describe("the Cloudflare records client", () => {
     expect((err as Error).message).toMatch(/HTTP 400: \[7003\].*check cloudflareZoneId/);
   });
 
+  it("the stack's lookup takes the token as the secret Output config gives, and refuses none", async () => {
+    const hand = cf.add({ name: "social.coop", type: "A", content: "198.51.100.7" });
+    const found = await dns.tokenLookup(pulumi.secret(CF_TOKEN), "social.coop", cf.base)(APEX);
+    expect(found.map((r) => r.id)).toEqual([hand.id]);
+    expect(() => dns.tokenLookup(undefined, "social.coop")).toThrow(/no Cloudflare API token .* `pulumi config set --secret cloudflareApiToken`$/);
+  });
+
   it("an unreachable API fails with the query named instead of hanging", async () => {
     const err = await dns.cloudflareRecordLookup(CF_TOKEN, "http://127.0.0.1:9/client/v4")(APEX).catch((e: Error) => e);
     expect((err as Error).message).toMatch(/^dns: listing A records named social\.coop .* failed: .*check the network/);
