@@ -159,7 +159,6 @@ backup_files() {
   id=$(pending_id)
   while read -r repo; do
     restic_ensure_repo "${repo}"
-    restic_at "${repo}" unlock
     log_info "restic: media to ${repo%%:*}"
     restic_at "${repo}" backup --host coop --tag coop --tag media --tag "${id}" "${COOP_MEDIA_DIR}" >/dev/null
   done < <(restic_repos)
@@ -187,6 +186,8 @@ expire_old() {
   read -r -a keep <<<"${COOP_RESTIC_KEEP}"
   pgbr_repo expire
   while read -r repo; do
+    # forget --prune locks exclusively: a drill killed since the files step may have left a stale lock.
+    restic_unlock_stale "${repo}"
     restic_at "${repo}" forget --tag coop --group-by host,tags --prune "${keep[@]}" >/dev/null
   done < <(restic_repos)
 }

@@ -65,24 +65,23 @@ prepare() {
 }
 
 fetch_manifest() {
-  local repo snap
+  local repo snap label
+  while read -r repo; do restic_open "${repo}"; done < <(restic_repos)
   repo=$(restic_primary_repo)
-  snap=$(restic_at "${repo}" snapshots --json --tag config | jq -r 'sort_by(.time) | .[-1].short_id // empty')
+  snap=$(restic_fetch_manifest "${repo}" config "${MANIFEST}")
   [[ -n "${snap}" ]] || die "no config snapshot (with the manifest) in restic repository ${repo%%:*}"
-  local path
-  path=$(restic_at "${repo}" ls --json "${snap}" | jq -r 'select(.name? == "manifest.json") | .path' | head -n 1)
-  [[ -n "${path}" ]] || die "restic snapshot ${snap} holds no manifest.json"
-  restic_at "${repo}" dump "${snap}" "${path}" | write_atomic "${MANIFEST}"
-  local label
   label=$(jq -r .backupLabel "${MANIFEST}")
   # One label per pgBackRest repository (each holds its own backup); any of them present will do.
-  pgbr_repo --output=json info |
-    jq -e --slurpfile m "${MANIFEST}" '[.[0].backup[].label] as $have | [$m[0].backupLabels[]?, $m[0].backupLabel] | any(. as $l | $have | index($l))' >/dev/null ||
+  [[ -n "$(manifest_backup_set "${MANIFEST}")" ]] ||
     die "manifest $(jq -r .id "${MANIFEST}") names pgBackRest backup ${label}, which the repository no longer has"
   log_info "newest backup: manifest $(jq -r .id "${MANIFEST}"), pgBackRest ${label}, restic snapshot ${snap}"
 }
 
-restore_database() { pg_restore_into "${COOP_DRILL_DIR}/data" "name:$(jq -r .restorePoint "${MANIFEST}")"; }
+# From the manifest's own backup set: a newer one (of a backup killed before it published) began after
+# the manifest's restore point, and WAL replay from it can never reach that point.
+restore_database() {
+  pg_restore_into "${COOP_DRILL_DIR}/data" "name:$(jq -r .restorePoint "${MANIFEST}")" "$(manifest_backup_set "${MANIFEST}")"
+}
 
 replay_wal() {
   pg_start_at "${COOP_DRILL_DIR}/data" "${COOP_DRILL_PORT}" "${COOP_DRILL_DIR}/sock" "${COOP_DRILL_TIMEOUT}"
@@ -123,7 +122,11 @@ verify_media() {
   [[ -n "${snap}" ]] || die "no media snapshot tagged $(jq -r .id "${MANIFEST}") in restic repository ${repo%%:*}"
   media_dir=$(jq -r .media.dir "${MANIFEST}")
   # The structure check first: it names a missing or damaged pack, which a failed restore would not.
-  while read -r repo; do restic_checked "${repo}" check check; done < <(restic_repos)
+  # A check locks exclusively; a killed one's stale lock goes first (restic_open).
+  while read -r repo; do
+    restic_open "${repo}"
+    restic_checked "${repo}" check check
+  done < <(restic_repos)
   repo=$(restic_primary_repo)
   while read -r rel; do includes+=(--include "${media_dir}/${rel}"); done < <(jq -r '.media.sample | keys[]' "${MANIFEST}")
   if ((${#includes[@]} > 0)); then

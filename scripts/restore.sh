@@ -54,9 +54,36 @@ preflight() {
   printf '%s\n' "${COOP_RESTORE_TARGET}" | write_atomic "${MARKER}"
 }
 
+# The backup set a restore to a named point starts from: the one the manifest of that restore point (in
+# the restic repository, beside the files of that backup) names. The newest set may have begun after the
+# point (a backup killed before it published) and could never replay to it. A restore point no manifest
+# names (taken outside backup.sh) is left to pgBackRest, which starts from the newest set.
+backup_set_of_target() {
+  local name repo manifest snap
+  [[ "${COOP_RESTORE_TARGET}" == name:* ]] || return 0
+  name="${COOP_RESTORE_TARGET#name:}"
+  repo=$(restic_primary_repo)
+  restic_open "${repo}"
+  manifest="${MARKER}.manifest"
+  snap=$(restic_fetch_manifest "${repo}" "config,${name}" "${manifest}")
+  if [[ -z "${snap}" ]]; then
+    log_warn "no backup manifest names restore point ${name}: restoring from pgBackRest's newest backup set, which must have begun before it"
+    return 0
+  fi
+  local set label
+  set=$(manifest_backup_set "${manifest}")
+  label=$(jq -r .backupLabel "${manifest}")
+  rm -f "${manifest}"
+  [[ -n "${set}" ]] || die "the manifest of restore point ${name} names pgBackRest backup ${label}, which the repository no longer has"
+  log_info "restore point ${name}: from pgBackRest backup set ${set} (restic snapshot ${snap})"
+  printf '%s\n' "${set}"
+}
+
 restore_database() {
+  local set
+  set=$(backup_set_of_target)
   pg_stop_dir "${COOP_RESTORE_PG_DATA}"
-  pg_restore_into "${COOP_RESTORE_PG_DATA}" "${COOP_RESTORE_TARGET}"
+  pg_restore_into "${COOP_RESTORE_PG_DATA}" "${COOP_RESTORE_TARGET}" "${set}"
 }
 
 start_database() {
@@ -73,6 +100,7 @@ start_database() {
 restore_files() {
   local repo tag snap
   repo=$(restic_primary_repo)
+  restic_open "${repo}"
   for tag in media config; do
     snap=$(restic_at "${repo}" snapshots --json --tag "${tag}" | jq -r 'sort_by(.time) | .[-1].short_id // empty')
     [[ -n "${snap}" ]] || die "no ${tag} snapshot in restic repository ${repo%%:*}"

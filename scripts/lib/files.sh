@@ -39,13 +39,55 @@ restic_repos() {
 # The first repository is the one restores read from; the others are copies.
 restic_primary_repo() { restic_repos | head -n 1; }
 
+# restic_repo_state REPO: prints `present` or `absent`; dies when the repository cannot be read (host
+# unreachable, wrong password). --no-lock: whether a repository exists must not depend on its locks, or a
+# killed run's stale lock reads as "no repository" and a backup tries `restic init` over the real one.
+restic_repo_state() {
+  local repo="$1" out
+  if out=$(restic_at "${repo}" --no-lock cat config 2>&1 >/dev/null); then
+    printf 'present\n'
+  elif grep -q "Is there a repository at the following location" <<<"${out}"; then
+    printf 'absent\n'
+  else
+    die "restic repository ${repo%%:*} cannot be read: $(error_lines "${out}")"
+  fi
+}
+
+# restic_unlock_stale REPO: remove the locks a killed restic left behind (a kill during `check` leaves an
+# exclusive one that refuses every later command). restic 0.14's `unlock` removes only stale locks (of a
+# process of this host that no longer runs, or older than 30 minutes), never a running one's; never
+# --remove-all, which would also remove the lock of a backup or check running right now.
+restic_unlock_stale() {
+  local out
+  out=$(restic_at "$1" unlock 2>&1) || die "restic unlock of ${1%%:*} failed: $(error_lines "${out}")"
+}
+
+# restic_open REPO: the repository exists (else die) and holds no stale lock.
+restic_open() {
+  [[ "$(restic_repo_state "$1")" == present ]] || die "no restic repository at ${1%%:*}"
+  restic_unlock_stale "$1"
+}
+
+# restic_ensure_repo REPO: like restic_open, but a missing repository is created.
 restic_ensure_repo() {
   local repo="$1"
-  if restic_at "${repo}" cat config >/dev/null 2>&1; then
-    return 0
+  if [[ "$(restic_repo_state "${repo}")" == absent ]]; then
+    log_info "initializing restic repository ${repo%%:*}"
+    restic_at "${repo}" init >/dev/null
   fi
-  log_info "initializing restic repository ${repo}"
-  restic_at "${repo}" init >/dev/null
+  restic_unlock_stale "${repo}"
+}
+
+# restic_fetch_manifest REPO TAGS OUT: the backup manifest of the newest config snapshot carrying every
+# tag of TAGS (a comma list) into OUT; prints the snapshot's id, or nothing when no snapshot matches.
+restic_fetch_manifest() {
+  local repo="$1" tags="$2" out="$3" snap path
+  snap=$(restic_at "${repo}" snapshots --json --tag "${tags}" | jq -r 'sort_by(.time) | .[-1].short_id // empty')
+  [[ -n "${snap}" ]] || return 0
+  path=$(restic_at "${repo}" ls --json "${snap}" | jq -r 'select(.name? == "manifest.json") | .path' | head -n 1)
+  [[ -n "${path}" ]] || die "restic snapshot ${snap} holds no manifest.json"
+  restic_at "${repo}" dump "${snap}" "${path}" | write_atomic "${out}"
+  printf '%s\n' "${snap}"
 }
 
 # Write to a temp file beside the target, then rename: a kill never leaves half a file.

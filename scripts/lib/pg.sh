@@ -80,13 +80,25 @@ pg_stop_dir() {
     as_pg "${COOP_PG_BIN}/pg_ctl" -D "${data}" -m immediate -w -t 30 stop >/dev/null 2>&1 || true
 }
 
-# pg_wait_promoted SOCKET PORT TIMEOUT: pg_ctl -w returns once read-only connections work; a restore is
-# usable only after WAL replay reaches the target and the cluster is promoted.
+# pg_postmaster_runs DATA_DIR: the postmaster that DATA_DIR/postmaster.pid names is alive.
+pg_postmaster_runs() {
+  local pid
+  pid=$(head -n 1 "$1/postmaster.pid" 2>/dev/null || true)
+  [[ "${pid}" =~ ^[0-9]+$ ]] && kill -0 "${pid}" 2>/dev/null
+}
+
+# pg_wait_promoted DATA_DIR SOCKET PORT TIMEOUT LOG: pg_ctl -w returns once read-only connections work
+# (and, with hot_standby=off, may return before replay ends); a restore is usable only after WAL replay
+# reaches the target and the cluster is promoted. A postmaster that exits on the way (a target replay
+# cannot reach, a missing WAL segment, a full disk) fails at once with the end of its log.
 pg_wait_promoted() {
-  local socket="$1" port="$2" timeout="$3" waited=0 state
+  local data="$1" socket="$2" port="$3" timeout="$4" log="$5" waited=0 state
   while true; do
     state=$(psql_at "${socket}" "${port}" postgres "select pg_is_in_recovery()" 2>/dev/null || echo "down")
     [[ "${state}" == "f" ]] && return 0
+    if [[ "${state}" != "t" ]] && ! pg_postmaster_runs "${data}"; then
+      die "cluster on port ${port} exited before it was promoted: $(tail -n 5 "${log}" 2>/dev/null | paste -sd ' ')"
+    fi
     ((waited < timeout)) || die "cluster on port ${port} still in recovery (${state}) after ${timeout}s"
     ((waited % 10 == 0)) && log_info "replaying WAL (${waited}s)"
     sleep 1

@@ -1,11 +1,13 @@
 # shellcheck shell=bash
 # Restoring a PostgreSQL cluster from pgBackRest and starting it on a given port (sourced after pg.sh).
 
-# pg_restore_into DATA_DIR TARGET: TARGET is `latest` (replay all archived WAL), `time:<timestamp>`,
-# or `name:<restore point>`. --delta makes a re-run after a kill finish the same directory.
+# pg_restore_into DATA_DIR TARGET [SET]: TARGET is `latest` (replay all archived WAL), `time:<timestamp>`,
+# or `name:<restore point>`; SET the pgBackRest backup set to start from (default: pgBackRest's choice,
+# the newest set for `latest` and `name:`). --delta makes a re-run after a kill finish the same directory.
 pg_restore_into() {
-  local data="$1" target="$2"
+  local data="$1" target="$2" set="${3:-}"
   local -a args=(--pg1-path="${data}" --archive-mode=off --log-level-console=warn)
+  [[ -n "${set}" ]] && args+=("--set=${set}")
   # --delta only over a restore that was interrupted: into an empty folder it only adds a warning.
   [[ -f "${data}/PG_VERSION" || -f "${data}/backup.manifest" ]] && args+=(--delta)
   case "${target}" in
@@ -43,7 +45,19 @@ pg_start_at() {
   run_unlocked as_pg "${COOP_PG_BIN}/pg_ctl" -D "${data}" -l "${data}/coop-start.log" -w -t "${timeout}" \
     -o "-p ${port} -c listen_addresses='' -c unix_socket_directories=${socket} -c archive_mode=off -c hot_standby=off" start >/dev/null ||
     die "restored cluster did not start: $(tail -n 5 "${data}/coop-start.log" 2>/dev/null)"
-  pg_wait_promoted "${socket}" "${port}" "${timeout}"
+  pg_wait_promoted "${data}" "${socket}" "${port}" "${timeout}" "${data}/coop-start.log"
+}
+
+# manifest_backup_set MANIFEST: the pgBackRest backup set a restore to the manifest's restore point starts
+# from: the manifest's own, by the first repository (in number order) that still holds it; nothing when
+# none does. pgBackRest's default, the newest set, may come from a backup killed before it published:
+# it began after the restore point, and replay from it ends with "recovery ended before configured
+# recovery target was reached".
+manifest_backup_set() {
+  local have
+  have=$(pgbr_repo --output=json info | jq -c '[.[0].backup[]?.label]')
+  jq -r --argjson have "${have}" \
+    '[(.backupLabels // {} | to_entries | sort_by(.key | tonumber) | .[].value), .backupLabel] | map(select(. as $l | $have | index($l))) | .[0] // empty' "$1"
 }
 
 # After a failed restore: which repository files fail their checksums. A restore reports only the

@@ -1,0 +1,111 @@
+// The defects that kills at any moment found (issue 11), each pinned by the kill that shows it:
+// a drill killed inside `restic check`, a backup killed between its pgBackRest backup and publishing,
+// and a restored cluster that exits before it is promoted.
+import { readdirSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { BackupRig } from "../../../src/local/backup-rig";
+import { psqlAt } from "../../../src/local/postgres";
+import { run } from "../../../src/local/run";
+import { converge, runGroup, settledStrays } from "./random-kills";
+import { TABLE_DIGESTS_SQL, ok, restic, rigWithInstance } from "./rig-support";
+
+let rig: BackupRig;
+beforeAll(async () => {
+  rig = await rigWithInstance(12);
+  ok(await rig.script("backup.sh"), "backup");
+}, 300_000);
+afterAll(async () => {
+  await rig?.stop();
+});
+
+const latest = () => JSON.parse(readFileSync(join(rig.env.COOP_SPOOL_DIR, "manifests", "latest.json"), "utf8"));
+const lastDrill = () => JSON.parse(readFileSync(join(rig.env.COOP_DRILL_RESULTS_DIR, "last.json"), "utf8"));
+const resticLocks = async () => (await restic(rig, ["--no-lock", "list", "locks"])).stdout.trim().split("\n").filter(Boolean);
+
+// restic writes a lock under a temporary name and renames it: only a 64-hex name is a lock.
+const lockFileExists = () => readdirSync(join(rig.resticRepoDir, "locks")).some((f) => /^[0-9a-f]{64}$/.test(f));
+
+/** A time an hour from now as PostgreSQL reads it: later than any archived WAL. */
+function anHourFromNow(): string {
+  return new Date(Date.now() + 3_600_000).toISOString().replace("T", " ").replace(/\.\d+Z$/, "+00");
+}
+
+function restoreEnv(name: string, target: string) {
+  const dir = join(rig.dir, name);
+  return {
+    dir,
+    port: rig.pg.port + 30,
+    env: {
+      ...rig.env,
+      COOP_RESTORE_TARGET: target,
+      COOP_RESTORE_PG_DATA: join(dir, "data"),
+      COOP_RESTORE_PORT: String(rig.pg.port + 30),
+      COOP_RESTORE_SOCKET: join(dir, "sock"),
+      COOP_RESTORE_FILES_TO: join(dir, "files"),
+    },
+  };
+}
+
+async function removeRestore(dir: string): Promise<void> {
+  await run("runuser", ["-u", rig.env.COOP_PG_OS_USER, "--", join(rig.pg.binDir, "pg_ctl"), "-D", join(dir, "data"), "-m", "immediate", "-w", "stop"], { allowFailure: true });
+  rmSync(dir, { recursive: true, force: true });
+}
+
+describe("kills at any moment: the defects they found", () => {
+  it("a drill killed inside `restic check` leaves a stale lock that neither the next drill nor the next backup trips over", async () => {
+    const killed = await runGroup("drill.sh", rig.env, { killWhen: /restic .* check/, andThen: lockFileExists, boundMs: 240_000 });
+    expect(killed.killed, killed.output.slice(-2000)).toBe(true);
+    expect(await resticLocks(), "the kill left restic's exclusive lock behind").not.toEqual([]);
+
+    const drill = await converge("drill.sh", rig.env, 180_000, 1);
+    expect(drill.reruns).toBe(1);
+    expect(lastDrill().ok).toBe(true);
+
+    const again = await runGroup("drill.sh", rig.env, { killWhen: /restic .* check/, andThen: lockFileExists, boundMs: 240_000 });
+    expect(again.killed).toBe(true);
+    expect(await resticLocks()).not.toEqual([]);
+    const backup = await converge("backup.sh", rig.env, 180_000, 1);
+    expect(backup.runs[0].output).not.toContain("initializing restic repository");
+    expect(await resticLocks()).toEqual([]);
+    // The killed drill's scratch cluster outlives it (pg_ctl starts it in a session of its own); the next
+    // drill stops and removes it first.
+    await converge("drill.sh", rig.env, 180_000, 1);
+    expect(await settledStrays(rig.dir, [rig.pg.dataDir])).toEqual([]);
+    expect(await resticLocks()).toEqual([]);
+  }, 600_000);
+
+  it("a backup killed after its pgBackRest backup, before publishing: the drill and a restore to the published point still restore it", async () => {
+    const published = latest();
+    const digests = await rig.sql(TABLE_DIGESTS_SQL);
+    await rig.sql("insert into tags (id, name, created_at, updated_at) values (9800, 'after-the-published-backup', now(), now())");
+    const killed = await runGroup("backup.sh", { ...rig.env, FAULT_AT: "manifest" }, { boundMs: 240_000 });
+    expect(killed.signal, killed.output.slice(-2000)).toBe("SIGKILL");
+
+    // The repository's newest backup set began after the published restore point.
+    const drill = await converge("drill.sh", rig.env, 180_000, 1);
+    expect(drill.reruns).toBe(1);
+    expect(lastDrill().manifest).toBe(published.id);
+    expect(lastDrill().ok).toBe(true);
+
+    const r = restoreEnv("restore-published-point", `name:${published.restorePoint}`);
+    await converge("restore.sh", r.env, 180_000, 1);
+    expect(await psqlAt(rig.pg.binDir, join(r.dir, "sock"), r.port, rig.database, TABLE_DIGESTS_SQL)).toBe(digests);
+    await removeRestore(r.dir);
+
+    await converge("backup.sh", rig.env, 180_000, 1);
+    expect(latest().tables.tags).toBe(Number(await rig.sql("select count(*) from tags")));
+  }, 600_000);
+
+  it("a restored cluster that exits before promotion fails the restore at once, with the server's own reason", async () => {
+    // A time after the end of the archived WAL: PostgreSQL stops with "recovery ended before configured
+    // recovery target was reached".
+    const r = restoreEnv("restore-unreachable-target", `time:${anHourFromNow()}`);
+    const run1 = await runGroup("restore.sh", { ...r.env, COOP_RESTORE_TIMEOUT: "3600" }, { boundMs: 90_000 });
+    expect(run1.timedOut, `still waiting after ${run1.ms} ms:\n${run1.output.slice(-2000)}`).toBe(false);
+    expect(run1.code).not.toBe(0);
+    expect(run1.output).toContain("recovery ended before configured recovery target was reached");
+    await removeRestore(r.dir);
+    expect(await settledStrays(rig.dir, [rig.pg.dataDir])).toEqual([]);
+  }, 300_000);
+});
