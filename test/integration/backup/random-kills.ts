@@ -202,7 +202,8 @@ function postmasterOf(dataDir: string): number | undefined {
  * running any more: everything whose command line names the rig's folder, and every postgres process
  * of a postmaster other than the ones of `liveDataDirs` (the rig's own clusters, with their archivers).
  */
-export function strayProcesses(rigDir: string, liveDataDirs: readonly string[]): string[] {
+export function strayProcesses(rigDirs: string | readonly string[], liveDataDirs: readonly string[]): string[] {
+  const dirs = typeof rigDirs === "string" ? [rigDirs] : rigDirs;
   const all = processes();
   const byPid = new Map(all.map((p) => [p.pid, p]));
   const live = new Set(liveDataDirs.map(postmasterOf).filter((p): p is number => p !== undefined));
@@ -222,13 +223,13 @@ export function strayProcesses(rigDir: string, liveDataDirs: readonly string[]):
   for (const p of all) {
     if (p.pid === process.pid || !WATCHED.has(p.comm) || underLive(p)) continue;
     const root = p.comm === "postgres" ? postmasterOfProc(p) : p;
-    if (root.cmdline.includes(rigDir) || p.cmdline.includes(rigDir)) strays.push(`${p.pid} ${p.comm}: ${p.cmdline}`);
+    if (dirs.some((d) => root.cmdline.includes(d) || p.cmdline.includes(d))) strays.push(`${p.pid} ${p.comm}: ${p.cmdline}`);
   }
   return strays;
 }
 
 /** strayProcesses, given a few seconds for processes of the last run that are already exiting. */
-export async function settledStrays(rigDir: string, liveDataDirs: readonly string[], graceMs = 5000): Promise<string[]> {
+export async function settledStrays(rigDir: string | readonly string[], liveDataDirs: readonly string[], graceMs = 5000): Promise<string[]> {
   const until = Date.now() + graceMs;
   let strays = strayProcesses(rigDir, liveDataDirs);
   while (strays.length > 0 && Date.now() < until) {
