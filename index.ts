@@ -2,7 +2,7 @@
 import { loadStackConfig } from "./config";
 import { Backup } from "./components/backup";
 import { Database, PG_DATA_LINK } from "./components/database";
-import { MastodonApp } from "./components/mastodon";
+import { FIXTURE_UPGRADE_PARAMS, MastodonApp, tlsArgs } from "./components/mastodon";
 import { Providers } from "./components/providers";
 import { declareHosts } from "./components/stack-hosts";
 import { declareNames } from "./components/stack-names";
@@ -23,9 +23,10 @@ const local = isLocalStack(cfg);
 const names = declareNames(cfg, stackHosts, providers);
 const app = appHost ?? (primary as NonNullable<typeof primary>);
 const database = new Database(`${cfg.stackName}-database`, { connection: app.connection, scripts: app.scripts, pgVersion: cfg.versions.postgres });
+const tls = tlsArgs(cfg);
 const instance = new MastodonApp(`${cfg.stackName}-app`, {
   flavor, tag: hops[hops.length - 1].tag, domain: names[0], connection: app.connection, scripts: app.scripts,
-  fixture: local, after: [database.installed],
+  adminEmail: cfg.adminEmail, fixture: local, tls, after: [database.installed],
 });
 
 // The backup repository lives on the secondary, so only stacks with one back up (and drill) here.
@@ -44,16 +45,19 @@ const backup =
       })
     : undefined;
 
-// Local stacks run the fixture app, whose releases are not Mastodon's: no upgrade chain there (yet).
-const upgrade = local ? undefined : new Upgrade(`${cfg.stackName}-upgrade`, {
+// Local stacks run the fixture app: one hop to versions.fixture (its releases are not Mastodon's series).
+const upgrade = new Upgrade(`${cfg.stackName}-upgrade`, {
   app: app.connection,
   appScripts: app.scripts,
   repo: secondary?.connection,
   flavor,
-  hops,
+  hops: local ? [{ series: "fixture", tag: cfg.versions.fixture ?? instance.firstRelease }] : hops,
+  appParams: local ? FIXTURE_UPGRADE_PARAMS : undefined,
+  drillMaxAgeHours: cfg.backup.drillMaxAgeHours,
   pgMajor: cfg.versions.postgres,
   domain: names[0],
-  after: backup ? [...backup.installs, backup.drill] : [],
+  https: tls !== undefined,
+  after: [instance.deployed, ...(backup ? [...backup.installs, backup.drill] : [])],
 });
 
 export const primaryIpv4 = primary?.ipv4;
@@ -64,6 +68,7 @@ export const primaryHostKey = primary?.hostKey;
 export const secondaryHostKey = secondary?.hostKey;
 export { names };
 export const backupRepositories = backup?.repositories;
-export const lastDrill = backup?.lastDrill;
-export const upgradePath = upgrade?.path;
+// The chain's drill runs after the backup's own, so it is the newest.
+export const lastDrill = upgrade.lastDrill ?? backup?.lastDrill;
+export const upgradePath = upgrade.path;
 export const appRelease = instance.firstRelease;

@@ -25,15 +25,25 @@ export interface UpgradeArgs {
   readonly pgMajor: number;
   /** The name the instance serves, for the final health check. */
   readonly domain: string;
+  /** The instance has a certificate (false only on a local stack without the test ACME server). */
+  readonly https: boolean;
+  /** The handed-over drill must be at most this old (backup.drillMaxAgeHours). */
+  readonly drillMaxAgeHours: number;
+  /** Extra parameters of upgrade-app.sh: on local stacks, where the fixture app's adapter and repository are. */
+  readonly appParams?: Readonly<Record<string, string>>;
   /** Resources that must finish first (the Backup component's install and drill). */
   readonly after?: pulumi.Input<pulumi.Resource>[];
 }
 
 
-/** The final check: the instance answers /health through nginx on the host itself, with its TLS name. */
-export function healthCommand(domain: string): string {
+/**
+ * The final check: the instance answers /health through nginx on the host itself, with its TLS name
+ * (verified against the host's trust store); plain HTTP only on a stack without a certificate.
+ */
+export function healthCommand(domain: string, https = true): string {
   if (!/^[a-z0-9.-]+$/.test(domain)) throw new Error(`upgrade: domain "${domain}" is not a host name`);
-  return `curl -fsS --max-time 10 --retry 12 --retry-delay 5 --retry-all-errors --resolve ${domain}:443:127.0.0.1 https://${domain}/health`;
+  const retry = "curl -fsS --max-time 10 --retry 12 --retry-delay 5 --retry-all-errors";
+  return https ? `${retry} --resolve ${domain}:443:127.0.0.1 https://${domain}/health` : `${retry} -H 'Host: ${domain}' http://127.0.0.1/health`;
 }
 
 export class Upgrade extends pulumi.ComponentResource {
@@ -41,6 +51,8 @@ export class Upgrade extends pulumi.ComponentResource {
   public readonly path: string;
   /** The last command of the chain; later changes on the app host depend on it. */
   public readonly done: command.remote.Command;
+  /** The result of the chain's drill (the newest one on the repository host), when there is a repository. */
+  public readonly lastDrill?: pulumi.Output<string>;
 
   constructor(name: string, args: UpgradeArgs, opts?: pulumi.ComponentResourceOptions) {
     super("socialcoop:upgrade:Upgrade", name, {}, opts);
@@ -65,6 +77,8 @@ export class Upgrade extends pulumi.ComponentResource {
       const drill = step("drill", DRILL_COMMAND, targets, [scripts, ...(args.after ?? [])], undefined, args.repo);
       const result = step("drill-result", DRILL_RESULT_COMMAND, targets, [drill], undefined, args.repo);
       drillResult = result.stdout;
+      // The drill's JSON holds sizes, timings and table counts: nothing secret, so shown as it is.
+      this.lastDrill = pulumi.unsecret(result.stdout);
       previous = result;
     }
 
@@ -82,11 +96,13 @@ export class Upgrade extends pulumi.ComponentResource {
         targetTag: hop.tag,
         skipOlder: "1",
         drillResultJson: drillResult,
+        drillMaxAgeHours: String(args.drillMaxAgeHours),
         requireDrill: args.repo ? undefined : "0",
+        ...args.appParams,
       });
       previous = step(`app-${hop.series}`, sudoScript("upgrade-app.sh", env), [hop.tag, appHash], [previous], env);
     }
-    this.done = step("health", healthCommand(args.domain), targets, [previous]);
+    this.done = step("health", healthCommand(args.domain, args.https), targets, [previous]);
     this.path = hops.map((h) => h.tag).join(" → ");
     this.registerOutputs({ path: this.path, done: this.done });
   }

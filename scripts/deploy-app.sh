@@ -4,8 +4,8 @@
 # through its adapter on local stacks) on a host where install-database.sh has run: the app user's
 # release layout (releases/<tag>, current, live -> current, shared/ with public/system and
 # .env.production), the instance's own secrets born here, the release fetched, built and migrated,
-# `current` switched, the nginx site with the maintenance switch, every process started, and /health
-# checked through nginx. Once `current` exists this only re-checks the site and the processes: later
+# `current` switched, the nginx site with the maintenance switch, the app's systemd units (enabled, so a
+# reboot starts them), every process started, and /health checked through nginx. Once `current` exists this only re-checks the site and the processes: later
 # releases are upgrade-app.sh's (with its restore point and rollback).
 #
 # Idempotent and resumable (named steps): killed at any moment, a re-run picks up where it stopped.
@@ -17,6 +17,10 @@
 #   COOP_APP_ROOT [/home/mastodon]   COOP_APP_USER [mastodon]
 #   COOP_APP_WEB_PORT [3000]  COOP_APP_STREAMING_PORT [4000]
 #   COOP_MAINTENANCE_DIR [/var/lib/coop/maintenance]
+#   COOP_ACME_* and COOP_CLOUDFLARE_API_TOKEN: the certificate (scripts/lib/tls.sh)
+#   COOP_ADMIN_EMAIL, COOP_ADMIN_USERNAME   the owner account a new instance gets (stack config adminEmail);
+#                            its generated password is written to COOP_ADMIN_PASSWORD_FILE
+#                            [/etc/coop/admin-password] (0600), never to the log
 #   COOP_APP_SOURCE_STDIN [0]  1: the app's source comes on stdin, as a base64 tar of app.bundle (its git
 #                            repository) and adapter.sh, unpacked into COOP_APP_SOURCE_DIR
 #                            [/var/lib/coop/app-source]; for local stacks, whose hosts have no route out
@@ -32,6 +36,10 @@ source "${SCRIPT_DIR}/lib/pg.sh"
 source "${SCRIPT_DIR}/lib/releases.sh"
 # shellcheck source=lib/app-site.sh
 source "${SCRIPT_DIR}/lib/app-site.sh"
+# shellcheck source=lib/tls.sh
+source "${SCRIPT_DIR}/lib/tls.sh"
+# shellcheck source=lib/requirements.sh
+source "${SCRIPT_DIR}/lib/requirements.sh"
 
 # unpack_source: stdin → COOP_APP_SOURCE_DIR/{repo.git,adapter.sh}, replaced whole (temp folder, rename)
 # only when its content changed, so a kill leaves the old source or the new one.
@@ -70,6 +78,7 @@ env_defaults() {
   pg_env_defaults
   releases_env_defaults
   app_env_defaults
+  tls_env_defaults
   SHARED="${COOP_APP_ROOT}/shared"
 }
 
@@ -93,9 +102,13 @@ first_release() {
     log_info "already deployed: current is $(release_current); later releases are upgrade-app.sh's"
     return 0
   fi
+  requirements_check "${COOP_TARGET_TAG}"
   app_fetch "${COOP_TARGET_TAG}"
   chown -R "${COOP_APP_USER}:${COOP_APP_USER}" "$(release_dir "${COOP_TARGET_TAG}")"
   app_build "${COOP_TARGET_TAG}"
+  # Only an instance born here gets an owner account made for it (an imported one has its own): the
+  # mark is set before the schema is loaded, so a kill in between still leaves it.
+  touch "${COOP_STATE_DIR}/deploy-app.admin-pending"
   # A new instance gets every migration at once (there is no old release serving during it).
   app_migrate_post "${COOP_TARGET_TAG}"
   release_switch "${COOP_TARGET_TAG}"
@@ -109,10 +122,13 @@ link_shared() {
   [[ -L "${dir}/.env.production" ]] || ln -sfn "${SHARED}/.env.production" "${dir}/.env.production"
 }
 
+# The site serves HTTPS once the certificate exists, so a re-run after the certificate step keeps TLS.
 write_site() {
+  local cert=""
+  tls_enabled && tls_have_certificate "${COOP_DOMAIN}" && cert=$(tls_live_dir "${COOP_DOMAIN}")
   install -d -m 0755 "${COOP_MAINTENANCE_DIR}"
   put_file /etc/nginx/snippets/coop-maintenance.conf 0644 root root <"${SCRIPT_DIR}/nginx/maintenance.conf"
-  render_nginx_site "${COOP_DOMAIN}" "${COOP_APP_WEB_PORT}" "${COOP_APP_STREAMING_PORT}" "${COOP_APP_ROOT}" "${COOP_MAINTENANCE_DIR}" |
+  render_nginx_site "${COOP_DOMAIN}" "${COOP_APP_WEB_PORT}" "${COOP_APP_STREAMING_PORT}" "${COOP_APP_ROOT}" "${COOP_MAINTENANCE_DIR}" "${cert}" |
     put_file /etc/nginx/sites-available/coop-mastodon 0644 root root
   ln -sfn ../sites-available/coop-mastodon /etc/nginx/sites-enabled/coop-mastodon
   rm -f /etc/nginx/sites-enabled/default
@@ -121,14 +137,71 @@ write_site() {
   if systemctl is-active --quiet nginx; then systemctl reload nginx; else systemctl start nginx; fi
 }
 
+# The app's processes as systemd units on `current` (from the adapter), enabled so a reboot starts them;
+# a unit whose file changed restarts if it runs.
+install_units() {
+  local role unit
+  local -a units=() changed=()
+  for role in web streaming sidekiq; do
+    unit=$(app_unit_name "${role}")
+    units+=("${unit}")
+    if ! app_unit "${role}" | cmp -s - "/etc/systemd/system/${unit}"; then
+      app_unit "${role}" | put_file "/etc/systemd/system/${unit}" 0644 root root
+      changed+=("${unit}")
+    fi
+  done
+  systemctl daemon-reload
+  systemctl enable --quiet "${units[@]}"
+  ((${#changed[@]} == 0)) || systemctl try-restart "${changed[@]}"
+}
+
+certificate() {
+  if ! tls_enabled; then
+    log_warn "no ACME server configured: ${COOP_DOMAIN} is served over plain HTTP"
+    return 0
+  fi
+  tls_certificate "${COOP_DOMAIN}"
+  write_site
+}
+
+# GET /health through nginx under the instance's name, over HTTPS (verified) once there is a certificate.
+site_health() {
+  if tls_enabled && tls_have_certificate "${COOP_DOMAIN}"; then
+    curl -fsS --max-time 5 --resolve "${COOP_DOMAIN}:443:127.0.0.1" "https://${COOP_DOMAIN}/health"
+  else
+    curl -fsS --max-time 5 -H "Host: ${COOP_DOMAIN}" http://127.0.0.1/health
+  fi
+}
+
 start_app() {
   app_start all
   local waited=0
-  until curl -fsS --max-time 5 -H "Host: ${COOP_DOMAIN}" http://127.0.0.1/health >/dev/null 2>&1; do
-    ((waited < 60)) || die "the app does not answer /health through nginx after 60 s: $(curl -sS --max-time 5 -H "Host: ${COOP_DOMAIN}" http://127.0.0.1/health 2>&1 | head -c 300)"
+  until site_health >/dev/null 2>&1; do
+    ((waited < 60)) || die "the app does not answer /health through nginx after 60 s: $(site_health 2>&1 | head -c 300)"
     sleep 1
     waited=$((waited + 1))
   done
+}
+
+# The owner account of a new instance, once. Its password is generated by the app and kept in a 0600
+# file for the operator's first login; killed after the account exists but before the file, a re-run
+# resets that (new, unused) account's password instead.
+admin_account() {
+  local pending="${COOP_STATE_DIR}/deploy-app.admin-pending" out password
+  [[ -f "${pending}" ]] || { log_info "owner account: not made here (the instance existed before this deploy)"; return 0; }
+  require_env COOP_ADMIN_EMAIL COOP_ADMIN_USERNAME
+  [[ "${COOP_ADMIN_USERNAME}" =~ ^[a-z0-9_]{1,30}$ ]] || die "COOP_ADMIN_USERNAME '${COOP_ADMIN_USERNAME}' is not a Mastodon user name (a-z 0-9 _)"
+  if app_account_exists "${COOP_ADMIN_USERNAME}"; then
+    out=$(app_account_reset_password "${COOP_ADMIN_USERNAME}") || die "resetting the owner account's password failed"
+  else
+    out=$(app_account_create_owner "${COOP_ADMIN_USERNAME}" "${COOP_ADMIN_EMAIL}") || die "creating the owner account ${COOP_ADMIN_USERNAME} failed"
+  fi
+  password=$(sed -n 's/^New password: //p' <<<"${out}")
+  [[ -n "${password}" ]] || die "the app made the owner account but printed no password"
+  printf 'username=%s\nemail=%s\npassword=%s\n' "${COOP_ADMIN_USERNAME}" "${COOP_ADMIN_EMAIL}" "${password}" |
+    put_file "${COOP_ADMIN_PASSWORD_FILE:-/etc/coop/admin-password}" 0600 root root
+  rm -f "${pending}"
+  log_info "owner account ${COOP_ADMIN_USERNAME} <${COOP_ADMIN_EMAIL}>: its first password is in ${COOP_ADMIN_PASSWORD_FILE:-/etc/coop/admin-password} (root only); change it at the first login"
 }
 
 main() {
@@ -138,14 +211,19 @@ main() {
   source "${COOP_APP_ADAPTER:-${SCRIPT_DIR}/lib/app-mastodon.sh}"
   env_defaults
   run_begin deploy-app "${COOP_TARGET_TAG}"
-  steps_total 5
+  steps_total 8
   step layout make_layout
   step release first_release
   step shared link_shared
   step site write_site
+  step certificate certificate
+  step units install_units
   step start start_app
+  step admin admin_account
   run_finish
-  printf 'app: %s serving %s through nginx (current -> %s)\n' "${COOP_APP_FLAVOR:-app}" "${COOP_DOMAIN}" "$(release_current)"
+  local scheme=http
+  tls_enabled && scheme=https
+  printf 'app: %s serving %s://%s through nginx (current -> %s)\n' "${COOP_APP_FLAVOR:-app}" "${scheme}" "${COOP_DOMAIN}" "$(release_current)"
 }
 
 main "$@"

@@ -56,6 +56,8 @@ source "${SCRIPT_DIR}/lib/pg.sh"
 source "${SCRIPT_DIR}/lib/files.sh"
 # shellcheck source=lib/releases.sh
 source "${SCRIPT_DIR}/lib/releases.sh"
+# shellcheck source=lib/requirements.sh
+source "${SCRIPT_DIR}/lib/requirements.sh"
 # shellcheck source=lib/app-mastodon.sh
 source "${COOP_APP_ADAPTER:-${SCRIPT_DIR}/lib/app-mastodon.sh}"
 # shellcheck source=lib/maintenance.sh
@@ -98,6 +100,8 @@ preflight() {
   [[ "$(printf '%s\n' "${current}" "${TARGET}" | sort -V | tail -n 1)" == "${TARGET}" ]] ||
     die "${TARGET} is older than the current release ${current}: upgrade-app.sh does not downgrade (restore a backup instead)"
   logged app_has_tag "${TARGET}" || die "release tag ${TARGET} is not in the app's repository"
+  # Before anything is stopped: a release this host's PostgreSQL or Redis is too old for never starts.
+  requirements_check "${TARGET}"
   check_disk
   check_drill
   check_other_operations

@@ -11,7 +11,9 @@ import { makeFixtureRepo } from "../test/fixtures/app/make-repo";
 async function main(): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "coop-fixture-source-"));
   try {
-    const repo = await makeFixtureRepo(path.join(dir, "repo"));
+    // v2.0.0 and v2.1.0 beside the failing v1.3.0 and v1.4.0: the local stack's upgrade targets; each
+    // with its Hometown-style twin for hometown-flavored stacks.
+    const repo = await makeFixtureRepo(path.join(dir, "repo"), { extraReleases: 2, hometown: true });
     const pack = path.join(dir, "pack");
     fs.mkdirSync(pack);
     execFileSync("git", ["-C", repo.path, "bundle", "create", path.join(pack, "app.bundle"), "--all"], { stdio: "ignore" });

@@ -3,6 +3,9 @@
 import { spawn } from "child_process";
 import * as path from "path";
 import type { Stack } from "@pulumi/pulumi/automation";
+import * as fs from "fs";
+import { parse as parseYaml } from "yaml";
+import { AcmeServer, startAcmeServer } from "./acme-server";
 import { REPO_ROOT, engineEnv, ensurePulumi, localSecrets, openLocalStack } from "./local-stack";
 
 const MACHINE_TOOL = path.join(REPO_ROOT, "tools", "local-cloud", "machine.sh");
@@ -25,6 +28,8 @@ function engineLine(line: string): boolean {
 
 export interface UpSummary {
   readonly stack: Stack;
+  /** The ACME server the app host's certificate came from; stop it after the stack is destroyed. */
+  readonly acme: AcmeServer;
   readonly seconds: number;
   readonly created: number;
   readonly outputs: Record<string, unknown>;
@@ -33,7 +38,8 @@ export interface UpSummary {
 /** `pulumi up` of the local stack; on failure the stack is destroyed (unless `keepOnFailure`) and the error rethrown. */
 export async function upLocalStack(stateDir: string, log: (line: string) => void, keepOnFailure = false): Promise<UpSummary> {
   ensurePulumi(log);
-  const stack = await openLocalStack({ stateDir, secrets: localSecrets(stateDir), log });
+  const acme = startAcmeServer(localGateway(), path.join(stateDir, "acme"), log);
+  const stack = await openLocalStack({ stateDir, secrets: localSecrets(stateDir), config: acme.config, log });
   const t0 = Date.now();
   let partial = "";
   const onOutput = (chunk: string) => {
@@ -46,10 +52,18 @@ export async function upLocalStack(stateDir: string, log: (line: string) => void
       log("pulumi up failed: destroying what it created");
       await stack.destroy({ onOutput }).catch((d: Error) => log(`destroy failed too: ${d.message.split("\n")[0]}`));
     }
+    await acme.stop();
     throw e;
   });
   const outputs = Object.fromEntries(Object.entries(result.outputs).map(([k, v]) => [k, v.secret ? "[secret]" : v.value]));
-  return { stack, seconds: (Date.now() - t0) / 1000, created: result.summary.resourceChanges?.create ?? 0, outputs };
+  return { stack, acme, seconds: (Date.now() - t0) / 1000, created: result.summary.resourceChanges?.create ?? 0, outputs };
+}
+
+/** The local stack's bridge address (the first of localCloud.subnet4 in Pulumi.local.yaml), where the ACME server listens. */
+export function localGateway(stackFile = path.join(REPO_ROOT, "Pulumi.local.yaml")): string {
+  const doc = parseYaml(fs.readFileSync(stackFile, "utf8")) as { config?: Record<string, { subnet4?: string } | undefined> };
+  const subnet = doc.config?.["socialcoop:localCloud"]?.subnet4 ?? "10.231.7.0/24";
+  return subnet.replace(/\.0\/24$/, ".1");
 }
 
 /** The shell lines that reach the kept stack with the same engine, for `--keep`. */

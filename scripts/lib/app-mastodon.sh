@@ -12,15 +12,20 @@
 #   app_migrate_pre TAG               pre-deployment migrations (SKIP_POST_DEPLOYMENT_MIGRATIONS=true)
 #   app_migrate_post TAG              all remaining migrations (post-deployment ones included)
 #   app_start|app_stop web|streaming|sidekiq|all   idempotent; start runs the release `current` points at
+#   app_unit_name ROLE, app_unit ROLE the systemd unit (name, file) ROLE runs as; deploy-app.sh installs them
+#   app_requirements TAG              "postgres=<major> redis=<version>": the oldest the release runs on
+#   app_account_exists USER          exit 0 when the local account exists
+#   app_account_create_owner USER EMAIL   a confirmed, approved account with the Owner role; prints
+#                                     "New password: <generated>" on stdout
+#   app_account_reset_password USER  a new generated password, printed the same way
 #   app_health                        exit 0 when the web process answers GET /health
 # Each may print freely (the caller keeps its output in the step's log) and fails with a non-zero status.
 #
 # Layout on the host: ${COOP_APP_ROOT}/releases/<tag> (one checkout per release), ${COOP_APP_ROOT}/current
 # -> releases/<tag>, and ${COOP_APP_SHARED_DIR} holding what outlives a release: .env.production and
-# public/system (media), linked into each release by app_build. The systemd units mastodon-web,
-# mastodon-streaming and mastodon-sidekiq must use WorkingDirectory=${COOP_APP_ROOT}/current (Mastodon's
-# sample units say /home/mastodon/live: replace `live` by a symlink to `current` once, so paths such as
-# backup.sh's /home/mastodon/live/.env.production keep working).
+# public/system (media), linked into each release by app_build. The systemd units (app_unit) run
+# ${COOP_APP_ROOT}/current, where Mastodon's sample units say /home/mastodon/live: `live` is a symlink to
+# `current`, so paths such as /home/mastodon/live/.env.production keep working.
 #
 # Environment (defaults in brackets):
 #   COOP_APP_FLAVOR [mastodon]        mastodon | hometown: which upstream repository releases come from
@@ -50,7 +55,9 @@ app_env_defaults() {
   COOP_APP_UNIT_PREFIX="${COOP_APP_UNIT_PREFIX:-mastodon-}"
 }
 
-# app_run DIR cmd [args...]: as the app user in DIR, with rbenv's Ruby first on PATH and production env.
+# app_run DIR cmd [args...]: as the app user in DIR, with rbenv's Ruby first on PATH and RAILS_ENV set.
+# NODE_ENV is left out: `yarn install` under NODE_ENV=production skips the devDependencies the asset
+# build needs (Mastodon's install guide sets it only for assets:precompile and streaming).
 app_run() {
   local dir="$1" home
   shift
@@ -58,7 +65,52 @@ app_run() {
   [[ -n "${home}" ]] || die "user ${COOP_APP_USER} does not exist"
   runuser -u "${COOP_APP_USER}" -- env -C "${dir}" HOME="${home}" \
     PATH="${home}/.rbenv/shims:${home}/.rbenv/bin:/usr/local/bin:/usr/bin:/bin" \
-    RAILS_ENV=production NODE_ENV=production "$@"
+    RAILS_ENV=production "$@"
+}
+
+# app_requirements TAG: from the upgrade notes of each series (docs/mastodon-adapter.md): 4.3 needs
+# PostgreSQL 12 and Redis 4; 4.4 PostgreSQL 13 and Redis 6.2; 4.5 and later PostgreSQL 14. Hometown's
+# tags carry their Mastodon base first (v4.5.11+hometown-1.2.1).
+app_requirements() {
+  local base=${1#v} major minor
+  base=${base%%+*}
+  major=${base%%.*}
+  minor=${base#*.}
+  minor=${minor%%.*}
+  [[ "${major}" =~ ^[0-9]+$ && "${minor}" =~ ^[0-9]+$ ]] || die "'$1' is not a release tag (vMAJOR.MINOR.PATCH)"
+  if ((major > 4 || (major == 4 && minor >= 5))); then
+    echo "postgres=14 redis=6.2"
+  elif ((major == 4 && minor == 4)); then
+    echo "postgres=13 redis=6.2"
+  else
+    echo "postgres=12 redis=4.0"
+  fi
+}
+
+# The release's Ruby (its .ruby-version) through rbenv and ruby-build, as Mastodon's install guide
+# does, installed once per version; its Node.js major (package.json engines) checked against the host's.
+app_runtime() {
+  local dir="$1" home ruby want_node have_node
+  home=$(getent passwd "${COOP_APP_USER}" | cut -d: -f6)
+  if [[ ! -x "${home}/.rbenv/bin/rbenv" ]]; then
+    app_run "${home}" git clone -q https://github.com/rbenv/rbenv.git "${home}/.rbenv"
+  fi
+  if [[ ! -d "${home}/.rbenv/plugins/ruby-build" ]]; then
+    app_run "${home}" git clone -q https://github.com/rbenv/ruby-build.git "${home}/.rbenv/plugins/ruby-build"
+  else
+    # ruby-build learns of new Ruby releases only by being updated.
+    app_run "${home}" git -C "${home}/.rbenv/plugins/ruby-build" pull -q --ff-only
+  fi
+  ruby=$(tr -d '[:space:]' <"${dir}/.ruby-version")
+  [[ "${ruby}" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "${dir}/.ruby-version holds '${ruby}', not a Ruby version"
+  app_run "${dir}" env RUBY_CONFIGURE_OPTS=--with-jemalloc rbenv install --skip-existing "${ruby}"
+  app_run "${dir}" gem install --conservative bundler
+  want_node=$(jq -r '.engines.node // empty' "${dir}/package.json" | grep -o '[0-9]\+' | head -n 1)
+  have_node=$(node --version | sed 's/^v\([0-9]*\).*/\1/')
+  if [[ -n "${want_node}" ]] && ((have_node < want_node)); then
+    die "$(basename "${dir}") needs Node.js ${want_node} or newer (package.json engines: $(jq -r .engines.node "${dir}/package.json")); this host has ${have_node}. Install it first (nodesource, as Mastodon's install guide does)"
+  fi
+  corepack enable
 }
 
 app_has_tag() { release_tag_exists "${COOP_APP_REPO}" "$1"; }
@@ -89,6 +141,7 @@ app_build() {
   dir=$(release_dir "${tag}")
   [[ -f "${dir}/.coop-built" ]] && { log_info "release ${tag} already built"; return 0; }
   app_link_shared "${dir}"
+  app_runtime "${dir}"
   app_run "${dir}" bundle config set --local deployment true
   app_run "${dir}" bundle config set --local without 'development test'
   app_run "${dir}" bundle install -j"$(nproc)"
@@ -99,7 +152,7 @@ app_build() {
   else
     app_run "${dir}" yarn install --frozen-lockfile
   fi
-  app_run "${dir}" bundle exec rails assets:precompile
+  app_run "${dir}" env NODE_ENV=production bundle exec rails assets:precompile
   app_run "${dir}" touch .coop-built
 }
 
@@ -126,6 +179,67 @@ app_units() {
   esac
   APP_UNITS=()
   for role in "${roles[@]}"; do APP_UNITS+=("${COOP_APP_UNIT_PREFIX}${role}.service"); done
+}
+
+app_tootctl() { app_run "${COOP_APP_ROOT}/current" bin/tootctl "$@"; }
+
+# `accounts modify` with no option changes nothing and fails only when there is no such user.
+app_account_exists() { app_tootctl accounts modify "$1" >/dev/null 2>&1; }
+
+app_account_create_owner() { app_tootctl accounts create "$1" --email "$2" --confirmed --approve --role Owner; }
+
+app_account_reset_password() { app_tootctl accounts modify "$1" --reset-password; }
+
+app_unit_name() { printf '%s%s.service' "${COOP_APP_UNIT_PREFIX}" "$1"; }
+
+# app_unit ROLE: the unit for ROLE, after Mastodon's dist/mastodon-*.service (the same processes,
+# restart policy and sandboxing), on `current` and with rbenv's shims.
+app_unit() {
+  local role="$1" home exec env
+  home=$(getent passwd "${COOP_APP_USER}" | cut -d: -f6)
+  case "${role}" in
+    web)
+      env="RAILS_ENV=production PORT=${COOP_APP_WEB_PORT}"
+      exec="${home}/.rbenv/shims/bundle exec puma -C config/puma.rb"
+      ;;
+    streaming)
+      env="NODE_ENV=production PORT=${COOP_APP_STREAMING_PORT:-4000} STREAMING_CLUSTER_NUM=1"
+      exec="/usr/bin/node ./streaming/index.js"
+      ;;
+    sidekiq)
+      env="RAILS_ENV=production DB_POOL=25 MALLOC_ARENA_MAX=2 LD_PRELOAD=libjemalloc.so"
+      exec="${home}/.rbenv/shims/bundle exec sidekiq -c 25"
+      ;;
+    *) die "unknown app process '${role}' (expected web, streaming or sidekiq)" ;;
+  esac
+  cat <<UNIT
+# Managed by the social.coop Pulumi program (deploy-app.sh), after Mastodon's dist/mastodon-${role}.service.
+[Unit]
+Description=${COOP_APP_FLAVOR} ${role}
+After=network.target postgresql.service redis-server.service
+
+[Service]
+Type=simple
+User=${COOP_APP_USER}
+WorkingDirectory=${COOP_APP_ROOT}/current
+Environment=${env}
+ExecStart=${exec}
+TimeoutSec=15
+Restart=always
+NoNewPrivileges=true
+ProtectSystem=strict
+ReadWritePaths=${COOP_APP_ROOT} ${COOP_APP_SHARED_DIR}
+PrivateTmp=true
+PrivateDevices=true
+ProtectKernelTunables=true
+ProtectKernelModules=true
+ProtectControlGroups=true
+RestrictSUIDSGID=true
+LockPersonality=true
+
+[Install]
+WantedBy=multi-user.target
+UNIT
 }
 
 app_start() {

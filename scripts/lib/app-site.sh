@@ -2,11 +2,12 @@
 # The app host's nginx site and the instance's own secrets (sourced after common.sh by deploy-app.sh).
 # Renderers print to stdout; deploy-app.sh writes them with put_file.
 
-# render_nginx_site DOMAIN WEB_PORT STREAMING_PORT APP_ROOT MAINTENANCE_DIR: Mastodon's site (web,
-# streaming, static files) behind the maintenance switch. Plain HTTP until the TLS step adds the
-# certificate; the maintenance include comes before every location, as its header asks.
+# render_nginx_site DOMAIN WEB_PORT STREAMING_PORT APP_ROOT MAINTENANCE_DIR [CERT_DIR]: Mastodon's site
+# (web, streaming, static files) behind the maintenance switch. With CERT_DIR (certbot's live folder) it
+# is served over HTTPS and port 80 only redirects; without, plain HTTP (before the first certificate, or a
+# stack without an ACME server). The maintenance include comes before every location, as its header asks.
 render_nginx_site() {
-  local domain=$1 web=$2 streaming=$3 root=$4 maintenance=$5
+  local domain=$1 web=$2 streaming=$3 root=$4 maintenance=$5 cert=${6:-}
   cat <<SITE
 # Managed by the social.coop Pulumi program (scripts/deploy-app.sh).
 map \$http_upgrade \$connection_upgrade {
@@ -16,11 +17,39 @@ map \$http_upgrade \$connection_upgrade {
 
 upstream coop_web { server 127.0.0.1:${web} fail_timeout=0; }
 upstream coop_streaming { server 127.0.0.1:${streaming} fail_timeout=0; }
+SITE
+  if [[ -n "${cert}" ]]; then
+    cat <<SITE
 
 server {
   listen 80;
   listen [::]:80;
   server_name ${domain};
+  location / { return 301 https://\$host\$request_uri; }
+}
+
+server {
+  listen 443 ssl http2;
+  listen [::]:443 ssl http2;
+  server_name ${domain};
+  ssl_certificate ${cert}/fullchain.pem;
+  ssl_certificate_key ${cert}/privkey.pem;
+  ssl_protocols TLSv1.2 TLSv1.3;
+  ssl_prefer_server_ciphers off;
+  ssl_session_cache shared:coop_tls:10m;
+  ssl_session_tickets off;
+  add_header Strict-Transport-Security "max-age=31536000" always;
+SITE
+  else
+    cat <<SITE
+
+server {
+  listen 80;
+  listen [::]:80;
+  server_name ${domain};
+SITE
+  fi
+  cat <<SITE
   root ${root}/live/public;
   client_max_body_size 99m;
 

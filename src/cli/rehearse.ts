@@ -113,11 +113,13 @@ export async function main(argv: string[]): Promise<number> {
   stage(4, "starting the database host (PostgreSQL 15, Redis) and the repository host (sshd) on loopback");
   const rig = await startBackupRig();
   const cleanup = async () => {
-    if (values.keep) return;
+    // The certificate stays valid for 90 days; a kept stack does not renew it (its ACME server is gone).
+    if (values.keep) return up.acme.stop();
     await rig.stop();
     say("pulumi destroy of the local stack");
     const t0 = Date.now();
     const destroyed = await up.stack.destroy();
+    await up.acme.stop();
     say(`destroyed ${destroyed.summary.resourceChanges?.delete ?? 0} resources in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   };
   const onSignal = () => void cleanup().finally(() => process.exit(130));
@@ -149,7 +151,7 @@ export async function main(argv: string[]): Promise<number> {
     if (values.keep) {
       console.log(`kept for inspection: the loopback servers in ${rig.dir}, and the local stack:`);
       for (const l of keptStackHelp(stackDir)) say(l);
-    } else console.log(`cleaning up: servers stopped, ${rig.dir} removed, the local stack destroyed`);
+    } else console.log(`cleaning up: stopping the servers, removing ${rig.dir}, destroying the local stack`);
     return drill.code === 0 ? 0 : 1;
   } finally {
     await cleanup();

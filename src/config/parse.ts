@@ -86,8 +86,8 @@ export function parseStackConfig(raw: RawStackConfig, opts: ParseOptions = {}): 
   // The rules across keys run on every section that parsed, so that (say) an upgrade path off the
   // catalog is reported together with a typo in the domain, not after it is fixed.
   const valid = parsed.success ? parsed.data : validSections(plain);
-  const { hosts, versions, stackRole, domain, sshKeys } = valid;
-  if (hosts && versions && stackRole && domain) problems.push(...crossFieldProblems({ hosts, versions, stackRole, domain }, raw.stackName));
+  const { hosts, versions, stackRole, domain, sshKeys, tls } = valid;
+  if (hosts && versions && stackRole && domain) problems.push(...crossFieldProblems({ hosts, versions, stackRole, domain, tls }, raw.stackName));
   if (sshKeys) problems.push(...sshKeyProblems(sshKeys, raw));
   let upgrade: UpgradePlan | undefined;
   if (hosts && versions) {
@@ -189,7 +189,7 @@ function fromZodIssue(issue: z.core.$ZodIssue, root: unknown, secretKeys: Readon
 }
 
 /** What the rules across keys read. */
-export type CrossFieldInput = Pick<PlainConfig, "hosts" | "versions" | "stackRole" | "domain">;
+export type CrossFieldInput = Pick<PlainConfig, "hosts" | "versions" | "stackRole" | "domain"> & Partial<Pick<PlainConfig, "tls">>;
 
 function hostsOf(cfg: Pick<PlainConfig, "hosts">): [HostName, HostConfig][] {
   const hosts: [HostName, HostConfig][] = [["primary", cfg.hosts.primary]];
@@ -308,6 +308,26 @@ export function crossFieldProblems(cfg: CrossFieldInput, stackName: string): Con
         `set every hosts.*.provider to local (a rehearsal) or none (a real stack)`,
       ),
     );
+  }
+
+  // The test ACME server's settings on a real stack would trust a stranger's CA on the host.
+  if (!isLocalStack(cfg)) {
+    if (cfg.versions.fixture !== undefined) {
+      out.push(
+        problem(["versions", "fixture"], `versions.fixture is the local stacks' test app; a real stack runs Mastodon or Hometown`, `pulumi config rm --path 'versions.fixture'`),
+      );
+    }
+    for (const key of ["acmeCa", "acmeRootsUrl", "dnsApi"] as const) {
+      if (cfg.tls?.[key] !== undefined) {
+        out.push(
+          problem(
+            ["tls", key],
+            `tls.${key} is for local stacks only (the test ACME server); a real stack gets its certificate by DNS-01 through Cloudflare`,
+            `pulumi config rm --path 'tls.${key}'`,
+          ),
+        );
+      }
+    }
   }
 
   const apps = APP_ROLES.filter((r) => where.has(r));

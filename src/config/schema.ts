@@ -77,6 +77,8 @@ export const versionsSchema = z.strictObject({
   mastodon: z.string().regex(MASTODON_TAG, { error: "expected a release tag like v4.3.8" }).optional(),
   hometown: z.string().regex(HOMETOWN_TAG, { error: "expected a Hometown tag like v4.5.11+hometown-1.2.1" }).optional(),
   synapse: z.string().regex(MASTODON_TAG, { error: "expected a Synapse tag like v1.120.0" }).optional(),
+  /** Local stacks: the fixture app's release the upgrade chain moves to (the first deploy is v1.2.0). */
+  fixture: z.string().regex(/^v\d+\.\d+\.\d+(\+hometown-1\.0\.0)?$/, { error: "expected a fixture app tag like v2.0.0 (v2.0.0+hometown-1.0.0 on a Hometown stack)" }).optional(),
   postgres: z.number().int().min(13).max(18),
 });
 export type Versions = z.infer<typeof versionsSchema>;
@@ -109,6 +111,24 @@ export const localCloudSchema = z.strictObject({
 });
 export type LocalCloudConfig = z.infer<typeof localCloudSchema>;
 
+/** Let's Encrypt's production directory: every real stack's certificates come from there. */
+export const LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory";
+
+/**
+ * The instance's certificate (scripts/lib/tls.sh): DNS-01 through Cloudflare on real stacks. The last three
+ * keys point a local stack at the test ACME server the runner starts (tools/acme-server.ts).
+ */
+export const tlsSchema = z.strictObject({
+  acmeServer: z.url({ protocol: /^https$/, error: "expected the https:// URL of an ACME directory" }).default(LETS_ENCRYPT),
+  acmeCa: z
+    .string()
+    .regex(/^-----BEGIN CERTIFICATE-----\n[A-Za-z0-9+/=\n]+-----END CERTIFICATE-----\n?$/, { error: "expected one PEM certificate" })
+    .optional(),
+  acmeRootsUrl: z.url({ protocol: /^https$/, error: "expected the https:// URL where the ACME server publishes its root" }).optional(),
+  dnsApi: z.url({ protocol: /^http$/, error: "expected the http:// URL of pebble-challtestsrv's management API" }).optional(),
+});
+export type TlsConfig = z.infer<typeof tlsSchema>;
+
 export const plainConfigSchema = z.strictObject({
   stackRole: z.enum(STACK_ROLES),
   domain: z.string().regex(DOMAIN, { error: "expected a lower-case domain name like social.coop (no scheme, no trailing dot)" }),
@@ -124,11 +144,12 @@ export const plainConfigSchema = z.strictObject({
   versions: versionsSchema,
   backup: backupSchema.default({ fullEveryDays: 7, retentionFull: 4, drillMaxAgeHours: 26, dailyAt: "03:15", drillAt: "05:30" }),
   localCloud: localCloudSchema.default({ network: "coop-local", subnet4: "10.231.7.0/24", subnet6: "fd42:231:7::/64" }),
+  tls: tlsSchema.default({ acmeServer: LETS_ENCRYPT }),
 });
 export type PlainConfig = z.infer<typeof plainConfigSchema>;
 
 /** Keys whose value Pulumi hands over as a JSON document (set with `--path` or as YAML maps). */
-export const OBJECT_KEYS: ReadonlySet<string> = new Set(["sshKeys", "hosts", "versions", "backup", "localCloud"]);
+export const OBJECT_KEYS: ReadonlySet<string> = new Set(["sshKeys", "hosts", "versions", "backup", "localCloud", "tls"]);
 
 /**
  * An example value per key path, used to write the fix into every error message.
@@ -154,6 +175,7 @@ export const EXAMPLES: Record<string, string> = {
   "versions.mastodon": "v4.3.8",
   "versions.hometown": "v4.5.11+hometown-1.2.1",
   "versions.synapse": "v1.120.0",
+  "versions.fixture": "v2.0.0",
   "versions.postgres": "15",
   "backup.s3.endpoint": "https://s3.eu-central-003.backblazeb2.com",
   "backup.s3.bucket": "socialcoop-backups",
@@ -167,6 +189,7 @@ export const EXAMPLES: Record<string, string> = {
   "localCloud.network": "coop-local",
   "localCloud.subnet4": "10.231.7.0/24",
   "localCloud.subnet6": "fd42:231:7::/64",
+  "tls.acmeServer": LETS_ENCRYPT,
 };
 
 /**

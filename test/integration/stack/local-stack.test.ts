@@ -8,6 +8,7 @@ import * as path from "path";
 import type { Stack, UpResult } from "@pulumi/pulumi/automation";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main as postPreviewNote, marker } from "../../../scripts/ci/post-preview-note";
+import { AcmeServer, startAcmeServer } from "../../../tools/acme-server";
 import { localSecrets, openLocalStack } from "../../../tools/local-stack";
 import { FakeGitlab, TOKEN } from "../../support/fake-gitlab";
 
@@ -21,10 +22,13 @@ const MINUTE = 60_000;
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "coop-wst-"));
 let stack: Stack;
+let acme: AcmeServer;
 let secrets: Record<string, string>;
 let first: UpResult;
 /** The app's SECRET_KEY_BASE as the host made it: it must never reach Pulumi's state. */
 let instanceSecret = "";
+/** The owner account's first password, generated on the host: the same. */
+let adminPassword = "";
 const logs: string[] = [];
 const log = (s: string) => logs.push(s);
 
@@ -54,6 +58,24 @@ async function hostKeys(): Promise<{ primary: string; secondary: string }> {
 
 function tcpOpen(ip: string, port: number): boolean {
   return sh("timeout", ["3", "bash", "-c", `</dev/tcp/${ip}/${port}`], { netns: PROBE_NS }).code === 0;
+}
+
+/** pebble's issuing root of this run, in a file curl can trust (and nothing else). */
+async function trustRoot(): Promise<string> {
+  const file = path.join(root, "acme-root.pem");
+  fs.writeFileSync(file, await acme.issuingRoot());
+  return file;
+}
+
+/** GET https://<name><path> of the primary from outside the hosts, verifying the chain against `ca` only. */
+function httpsGet(name: string, p: string, ca: string): { code: number; out: string } {
+  return sh("curl", ["-fsS", "--max-time", "5", "--cacert", ca, "--resolve", `${name}:443:${PRIMARY}`, `https://${name}${p}`], { netns: PROBE_NS });
+}
+
+/** The serial of the certificate the primary serves for `name`, as `serial=...`. */
+function servedSerial(name: string): string {
+  const r = sh("bash", ["-c", `openssl s_client -connect ${PRIMARY}:443 -servername ${name} </dev/null 2>/dev/null | openssl x509 -noout -serial`], { netns: PROBE_NS });
+  return r.out.trim();
 }
 
 /** A third machine on the stack's bridge, to send packets from outside the hosts. */
@@ -88,11 +110,13 @@ function leftovers(): string[] {
 beforeAll(async () => {
   fs.mkdirSync(path.join(root, "state"), { recursive: true });
   secrets = localSecrets(path.join(root, "state"));
+  // The ACME server the app host's certbot asks, on the bridge's address once the program makes it.
+  acme = startAcmeServer(`${SUBNET}.1`, path.join(root, "acme"), log);
   stack = await openLocalStack({
     stateDir: path.join(root, "state"),
     stackName: STACK,
     stackFile: "Pulumi.local.yaml",
-    config: { localCloud: JSON.stringify({ network: NETWORK, subnet4: `${SUBNET}.0/24`, subnet6: "fd42:231:9::/64" }) },
+    config: { ...acme.config, localCloud: JSON.stringify({ network: NETWORK, subnet4: `${SUBNET}.0/24`, subnet6: "fd42:231:9::/64" }) },
     secrets,
     log,
   });
@@ -108,6 +132,7 @@ afterAll(async () => {
     await stack.destroy({ onOutput: log }).catch((e: Error) => log(`destroy failed: ${e.message}`));
     log(`destroy took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   }
+  await acme?.stop();
   fs.writeFileSync(path.join(os.tmpdir(), "coop-wst-last.log"), logs.join("\n"));
   fs.rmSync(root, { recursive: true, force: true });
 }, 10 * MINUTE);
@@ -122,8 +147,9 @@ describe("pulumi up of the local stack from nothing (real engine, real machines)
     expect(String(out.primaryHostKey.value)).toMatch(/^ssh-ed25519 AAAA/);
     const created = first.summary.resourceChanges?.create ?? 0;
     // stack, network + bridge, 2 hosts × (component, machine, ready, authorized keys, scripts),
-    // names + 2 entries, database + install, app + fixture source + deploy, backup + 6 hooks.
-    expect(created).toBe(1 + 2 + 2 * 5 + 3 + 2 + 3 + 7);
+    // names + 2 entries, database + install, app + fixture source + deploy, backup + 6 hooks, the upgrade
+    // chain (drill, its result, PostgreSQL, the fixture hop, health).
+    expect(created).toBe(1 + 2 + 2 * 5 + 3 + 2 + 3 + 7 + 6);
     expect(out.appRelease.value).toBe("v1.2.0");
   });
 
@@ -168,17 +194,67 @@ describe("pulumi up of the local stack from nothing (real engine, real machines)
     expect(ssh(PRIMARY, keys.primary, "redis-cli config get appendonly | tail -1; redis-cli config get dir | tail -1").out.trim()).toBe("yes\n/srv/redis");
   });
 
-  it("the app serves through nginx from nothing: first release, layout, and its own secrets born on the host", async () => {
+  it("the app serves over HTTPS through nginx from nothing: first release, layout, and its own secrets born on the host", async () => {
     const keys = await hostKeys();
     addProbe();
-    const curl = (p: string) => sh("curl", ["-sS", "--max-time", "5", "-H", "Host: social.coop.test", `http://${PRIMARY}${p}`], { netns: PROBE_NS }).out;
-    expect(curl("/version").trim()).toBe("v1.2.0");
-    expect(curl("/health")).toMatch(/ok|healthy/i);
+    const ca = await trustRoot();
+    expect(httpsGet("social.coop.test", "/version", ca).out.trim()).toBe("v1.2.0");
+    expect(httpsGet("social.coop.test", "/health", ca).out).toMatch(/ok|healthy/i);
+    // Port 80 only redirects to HTTPS.
+    const plain = sh("curl", ["-sS", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", "--max-time", "5", "-H", "Host: social.coop.test", `http://${PRIMARY}/health`], { netns: PROBE_NS });
+    expect(plain.out).toBe("301 https://social.coop.test/health");
     expect(ssh(PRIMARY, keys.primary, "readlink /home/mastodon/current /home/mastodon/live").out.trim()).toBe("releases/v1.2.0\ncurrent");
     expect(ssh(PRIMARY, keys.primary, "sudo stat -c '%a %U' /home/mastodon/shared/.env.production").out.trim()).toBe("600 mastodon");
     const secret = ssh(PRIMARY, keys.primary, "sudo sed -n 's/^SECRET_KEY_BASE=//p' /home/mastodon/shared/.env.production").out.trim();
     expect(secret).toMatch(/^[0-9a-f]{128}$/);
     instanceSecret = secret;
+    // The owner account from adminEmail (ops@social.coop.test → ops), its password in a root-only file.
+    expect(ssh(PRIMARY, keys.primary, "sudo stat -c '%a %U' /etc/coop/admin-password").out.trim()).toBe("600 root");
+    const admin = ssh(PRIMARY, keys.primary, "sudo cat /etc/coop/admin-password").out;
+    expect(admin).toMatch(/^username=ops\nemail=ops@social\.coop\.test\npassword=[0-9a-f]{32}\n$/);
+    adminPassword = admin.split("password=")[1].trim();
+    expect(ssh(PRIMARY, keys.primary, "sudo -u mastodon psql -X -A -t -d mastodon_production -c \"select username from accounts\"").out.trim()).toBe("ops");
+  });
+
+  it("the certificate came from the test ACME server by DNS-01 through certbot, and renewal is scheduled and works", async () => {
+    const keys = await hostKeys();
+    addProbe();
+    // Verified against this run's pebble root (pebble makes a new one each start): issued here, now.
+    const ca = await trustRoot();
+    expect(httpsGet("social.coop.test", "/health", ca).code).toBe(0);
+    const renewal = ssh(PRIMARY, keys.primary, "sudo cat /etc/letsencrypt/renewal/social.coop.test.conf").out;
+    expect(renewal).toContain(`server = https://${SUBNET}.1:14000/dir`);
+    expect(renewal).toMatch(/^authenticator = manual$/m);
+    expect(renewal).toMatch(/^pref_challs = dns-01,?$/m);
+    expect(ssh(PRIMARY, keys.primary, "systemctl is-enabled certbot.timer; systemctl is-active certbot.timer").out.trim()).toBe("enabled\nactive");
+    const before = servedSerial("social.coop.test");
+    expect(before).toMatch(/^serial=[0-9A-F]+$/);
+    const renew = ssh(PRIMARY, keys.primary, "sudo certbot renew --force-renewal --no-random-sleep-on-renew 2>&1");
+    expect(renew.code, renew.out).toBe(0);
+    expect(renew.out).toMatch(/renewals succeeded/);
+    // The deploy hook reloaded nginx: the renewed certificate is the one served (once the reload is done).
+    let after = servedSerial("social.coop.test");
+    for (let i = 0; i < 20 && after === before; i++) {
+      await new Promise((r) => setTimeout(r, 500));
+      after = servedSerial("social.coop.test");
+    }
+    expect(after).toMatch(/^serial=[0-9A-F]+$/);
+    expect(after).not.toBe(before);
+    expect(httpsGet("social.coop.test", "/health", ca).code).toBe(0);
+  }, 5 * MINUTE);
+
+  it("the app's processes are systemd units on `current`, enabled for the next boot", async () => {
+    const keys = await hostKeys();
+    const units = ["web", "streaming", "sidekiq"].map((r) => `coop-fixture-${r}.service`).join(" ");
+    expect(ssh(PRIMARY, keys.primary, `systemctl is-enabled ${units}`).out.trim()).toBe("enabled\nenabled\nenabled");
+    expect(ssh(PRIMARY, keys.primary, `systemctl is-active ${units}`).out.trim()).toBe("active\nactive\nactive");
+    expect(ssh(PRIMARY, keys.primary, "systemctl show -p WorkingDirectory coop-fixture-web.service").out.trim()).toBe("WorkingDirectory=/home/mastodon/current");
+    // A process that dies is started again by systemd, not left down until the next deploy.
+    const pid = ssh(PRIMARY, keys.primary, "systemctl show -p MainPID --value coop-fixture-web.service").out.trim();
+    ssh(PRIMARY, keys.primary, `sudo kill -9 ${pid}; sleep 4`);
+    const again = ssh(PRIMARY, keys.primary, "systemctl show -p MainPID --value coop-fixture-web.service; systemctl is-active coop-fixture-web.service").out.trim().split("\n");
+    expect(again[1]).toBe("active");
+    expect(again[0]).not.toBe(pid);
   });
 
   it("the initial backup ran on the primary and the restore drill passed on the secondary", async () => {
@@ -229,10 +305,11 @@ describe("pulumi up of the local stack from nothing (real engine, real machines)
       const env = { CI_API_V4_URL: gitlab.base, CI_PROJECT_ID: "coop/infra", CI_MERGE_REQUEST_IID: "42", GITLAB_NOTES_TOKEN: TOKEN };
       expect(await postPreviewNote(["--stack", STACK, "--file", file, "--exit-code", "0"], env)).toBe(0);
       const note = gitlab.notes.find((n) => n.body.startsWith(marker(STACK)));
-      // The names hooks on both hosts and the app deploy would update, with the new name in their diff.
+      // The names hooks on both hosts, the app deploy and the final health check would update, with the
+      // new name in their diff.
       expect(note?.body).toMatch(/~ command:remote:Command: \(update\)[\s\S]*wst-names-0/);
       expect(note?.body).toContain("preview.coop.test");
-      expect(preview.changeSummary).toMatchObject({ update: 3 });
+      expect(preview.changeSummary).toMatchObject({ update: 4 });
       for (const n of [secrets.resticPassword, secrets.pgbackrestCipherPass, secrets.sshPrivateKey.split("\n")[2]]) {
         expect(note?.body.includes(n)).toBe(false);
       }
@@ -280,7 +357,7 @@ describe("pulumi up of the local stack from nothing (real engine, real machines)
     expect(engineFiles.some((f) => f.endsWith(`stacks/socialcoop/${STACK}.json`))).toBe(true);
     const state = engineFiles.map((f) => fs.readFileSync(f, "latin1")).join("\n");
     const engineOut = logs.join("\n");
-    for (const n of [...needles, instanceSecret]) {
+    for (const n of [...needles, instanceSecret, adminPassword]) {
       expect(n.length).toBeGreaterThan(20);
       expect(state.includes(n)).toBe(false);
       expect(engineOut.includes(n)).toBe(false);
@@ -304,6 +381,90 @@ describe("pulumi up of the local stack from nothing (real engine, real machines)
     }
   });
 
+  describe("the upgrade chain: a versions.fixture bump runs drill → maintenance → upgrade → health", () => {
+    const sqlDigests =
+      "select string_agg(t || ':' || d, ' ' order by t) from (" +
+      "select 'accounts' as t, md5(coalesce(string_agg(a::text, ',' order by a.id), '')) as d from accounts a union all " +
+      "select 'statuses', md5(coalesce(string_agg(s::text, ',' order by s.id), '')) from statuses s union all " +
+      "select 'schema_migrations', md5(string_agg(version, ',' order by version)) from schema_migrations) x";
+    const psql = (key: string, sql: string) => ssh(PRIMARY, key, "sudo -u mastodon psql -X -A -t -v ON_ERROR_STOP=1 -d mastodon_production -f -", [], {}, `${sql};\n`);
+    const served = async (p: string) => {
+      const domain = ((await stack.outputs()).names.value as string[])[0];
+      return httpsGet(domain, p, await trustRoot());
+    };
+    /** `pulumi up` to versions.fixture = tag: its error (or undefined) and everything it printed. */
+    const upTo = async (tag: string): Promise<{ error?: Error; output: string }> => {
+      await stack.setConfig("socialcoop:versions.fixture", { value: tag }, true);
+      const output: string[] = [];
+      const error = await stack.up({ onOutput: (l) => (output.push(l), log(l)) }).then(() => undefined, (e: Error) => e);
+      return { error, output: output.join("") };
+    };
+
+    it("a release whose migration fails is rolled back with identical table digests, and the up fails naming it", async () => {
+      const keys = await hostKeys();
+      addProbe();
+      expect(psql(keys.primary, "insert into accounts (username) values ('alice'), ('bob'); insert into statuses (account_id, text) select id, 'hello from ' || username from accounts where username in ('alice', 'bob')").code).toBe(0);
+      const before = psql(keys.primary, sqlDigests).out.trim();
+      expect(before).toMatch(/^accounts:[0-9a-f]{32} schema_migrations:[0-9a-f]{32} statuses:[0-9a-f]{32}$/);
+      const { error, output } = await upTo("v1.3.0");
+      expect(error).toBeInstanceOf(Error);
+      expect(output).toMatch(/wst-upgrade-app-fixture \*\*(creating|updating|replacing) failed\*\*/);
+      expect(error?.message).toMatch(/v1\.3\.0/);
+      expect(output).toMatch(/rolled back/i);
+      // The drill ran first (a changed target), then the upgrade; nothing after the failed hop.
+      expect(output.indexOf("wst-upgrade-drill ")).toBeGreaterThan(-1);
+      expect(output.indexOf("wst-upgrade-drill ")).toBeLessThan(output.indexOf("wst-upgrade-app-fixture "));
+      expect(psql(keys.primary, sqlDigests).out.trim()).toBe(before);
+      expect((await served("/version")).out.trim()).toBe("v1.2.0");
+      expect((await served("/health")).code).toBe(0);
+    }, 10 * MINUTE);
+
+    it("a release that fails its health check is rolled back the same way", async () => {
+      const keys = await hostKeys();
+      const before = psql(keys.primary, sqlDigests).out.trim();
+      const { error, output } = await upTo("v1.4.0");
+      expect(error).toBeInstanceOf(Error);
+      expect(output).toMatch(/health/i);
+      expect(output).toMatch(/rolled back/i);
+      expect(psql(keys.primary, sqlDigests).out.trim()).toBe(before);
+      expect((await served("/version")).out.trim()).toBe("v1.2.0");
+    }, 10 * MINUTE);
+
+    it("a release this host's PostgreSQL is too old for is refused before maintenance, with the fix", async () => {
+      const keys = await hostKeys();
+      const pid = () => ssh(PRIMARY, keys.primary, "systemctl show -p MainPID --value coop-fixture-web.service").out.trim();
+      const before = pid();
+      const { error, output } = await upTo("v1.5.0");
+      expect(error).toBeInstanceOf(Error);
+      expect(output).toContain("v1.5.0 needs PostgreSQL 99 or newer; this host runs 15");
+      expect(output).toContain("set versions.postgres to 99 or newer");
+      // Refused in the preflight: no maintenance, the web process never stopped.
+      expect(output).not.toMatch(/wst-upgrade-app-fixture [^\n]*step \d+\/\d+ maintenance/);
+      expect(pid()).toBe(before);
+      expect((await served("/version")).out.trim()).toBe("v1.2.0");
+    }, 10 * MINUTE);
+
+    it("a good release is deployed through maintenance, keeps every row, and the final health check passes", async () => {
+      const keys = await hostKeys();
+      const { error, output } = await upTo("v2.0.0");
+      expect(error, output.slice(-3000)).toBeUndefined();
+      // upgrade-app.sh's own steps, in its order: maintenance around the switch and the migrations.
+      const steps = [...output.matchAll(/wst-upgrade-app-fixture [^\n]*?step \d+\/\d+ (\w+)(?: done)?/g)].map((m) => m[1]);
+      const firstOf = (name: string) => steps.indexOf(name);
+      expect(["maintenance", "stop", "restore_point", "switch", "migrate_pre", "start", "health", "migrate_post", "maintenance_off"].map(firstOf).every((v, i, a) => v >= 0 && (i === 0 || v > a[i - 1]))).toBe(true);
+      const order = ["wst-upgrade-drill ", "wst-upgrade-app-fixture ", "wst-upgrade-health "].map((n) => output.indexOf(n));
+      expect(order.every((i) => i >= 0)).toBe(true);
+      expect([...order].sort((a, b) => a - b)).toEqual(order);
+      expect((await served("/version")).out.trim()).toBe("v2.0.0");
+      expect(psql(keys.primary, "select count(*) from accounts where username in ('alice', 'bob')").out.trim()).toBe("2");
+      expect(psql(keys.primary, "select count(*) from statuses where text like 'hello from %'").out.trim()).toBe("2");
+      expect((await stack.outputs()).upgradePath.value).toBe("v2.0.0");
+      // Nothing runs again once the target is reached.
+      const again = await stack.up({ onOutput: log });
+      expect(Object.keys(again.summary.resourceChanges ?? {})).toEqual(["same"]);
+    }, 10 * MINUTE);
+  });
+
   it("a restart of the primary brings PostgreSQL and Redis back on the volume with their data, under the same host key", async () => {
     const keys = await hostKeys();
     const psql = (sql: string) => ssh(PRIMARY, keys.primary, `sudo -u mastodon psql -X -A -t -d mastodon_production -c "${sql}"`);
@@ -320,6 +481,18 @@ describe("pulumi up of the local stack from nothing (real engine, real machines)
     expect(psql("select n from restart_probe").out.trim()).toBe("42");
     expect(ssh(PRIMARY, keys.primary, "redis-cli get restart_probe").out.trim()).toBe("43");
     expect(ssh(PRIMARY, keys.primary, "findmnt -n -o FSTYPE /srv").out.trim()).toBe("ext4");
+    // The instance serves again over HTTPS by itself (its units start at boot), and its timers run.
+    addProbe();
+    const domain = ((await stack.outputs()).names.value as string[])[0];
+    const ca = await trustRoot();
+    let served = httpsGet(domain, "/health", ca);
+    for (let i = 0; i < 30 && served.code !== 0; i++) {
+      await new Promise((r) => setTimeout(r, 1000));
+      served = httpsGet(domain, "/health", ca);
+    }
+    expect(served.code, served.out).toBe(0);
+    const timers = "coop-backup.timer coop-backup-full.timer certbot.timer";
+    expect(ssh(PRIMARY, keys.primary, `systemctl is-active ${timers}`).out.trim()).toBe("active\nactive\nactive");
   }, 5 * MINUTE);
 
   it("pulumi destroy leaves no machine, namespace, veth, bridge, loop device or mount", async () => {

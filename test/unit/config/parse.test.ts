@@ -212,6 +212,16 @@ const CASES: BadCase[] = [
   { name: "local host with a cloud size", base: localConfig, mutate: (c) => (hosts(c).secondary.size = "cpx31"), path: "hosts.secondary.size", message: /not a local size slug/, fix: /--path 'hosts.secondary.size' local$/ },
   { name: "local network name too long", base: localConfig, mutate: (c) => ((c.localCloud as Record<string, unknown>).network = "socialcoop-local-net"), path: "localCloud.network", message: /short name/, fix: /--path 'localCloud.network' coop-local$/ },
 
+  // The certificate: the test ACME server's settings and the fixture app belong to local stacks only.
+  { name: "test ACME server's DNS API on a real stack", mutate: (c) => (c.tls = { dnsApi: "http://10.231.7.1:8055" }), path: "tls.dnsApi", message: /local stacks only/, fix: /^pulumi config rm --path 'tls.dnsApi'$/ },
+  { name: "test ACME server's CA on a real stack", mutate: (c) => (c.tls = { acmeCa: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n" }), path: "tls.acmeCa", message: /local stacks only/, fix: /^pulumi config rm --path 'tls.acmeCa'$/ },
+  { name: "test ACME server's roots URL on a real stack", mutate: (c) => (c.tls = { acmeRootsUrl: "https://10.231.7.1:15000/roots/0" }), path: "tls.acmeRootsUrl", message: /local stacks only/, fix: /^pulumi config rm --path 'tls.acmeRootsUrl'$/ },
+  { name: "ACME directory over plain http", mutate: (c) => (c.tls = { acmeServer: "http://acme.example.org/dir" }), path: "tls.acmeServer", message: /https:\/\/ URL of an ACME directory/, fix: /--path 'tls.acmeServer' https:\/\/acme-v02.api.letsencrypt.org\/directory$/ },
+  { name: "ACME CA that is not a PEM certificate", base: localConfig, mutate: (c) => (c.tls = { acmeCa: "not a certificate" }), path: "tls.acmeCa", message: /one PEM certificate/, fix: /tls.acmeCa/ },
+  { name: "unknown key in tls", base: localConfig, mutate: (c) => (c.tls = { server: "https://x" }), path: "tls.server", message: /known here: acmeServer, acmeCa, acmeRootsUrl, dnsApi/, fix: /^pulumi config rm --path 'tls.server'$/ },
+  { name: "fixture app version on a real stack", mutate: (c) => (versions(c).fixture = "v2.0.0"), path: "versions.fixture", message: /local stacks' test app/, fix: /^pulumi config rm --path 'versions.fixture'$/ },
+  { name: "fixture app version that is not a tag", base: localConfig, mutate: (c) => (versions(c).fixture = "2.0"), path: "versions.fixture", message: /fixture app tag like v2.0.0/, fix: /--path 'versions.fixture' v2.0.0$/ },
+
   // Secrets: set from the prompt or a file, never on the command line.
   { name: "missing restic passphrase", raw: { secrets: withoutSecret("resticPassword") }, path: "resticPassword", message: /is missing \(restic repository passphrase/, fix: /^pulumi config set --secret resticPassword$/ },
   { name: "Cloudflare token in plain text", raw: { plainSecrets: ["cloudflareApiToken"] }, path: "cloudflareApiToken", message: /plain text/, fix: /^pulumi config set --secret cloudflareApiToken$/ },
