@@ -132,8 +132,11 @@ run_pg_upgrade() {
   fi
 }
 
-# --check while the old cluster serves (pg_upgrade reads its socket from postmaster.pid).
+# --check while the old cluster serves (pg_upgrade reads its socket from postmaster.pid). The check
+# starts the new cluster; a kill meanwhile leaves it running (pg_ctl gave it a session of its own), and
+# pg_upgrade then refuses ("a postmaster servicing the new cluster"): stop it first.
 check_upgrade() {
+  pgu_stop "${COOP_PG_NEW_BIN}" "${COOP_PG_NEW_DATA}"
   run_pg_upgrade "${COOP_PG_PORT}" "${COOP_PG_UPGRADE_PORT}" --check
   log_info "pg_upgrade --check: PostgreSQL ${OLD_MAJOR} -> ${COOP_PG_TARGET_MAJOR} compatible"
 }

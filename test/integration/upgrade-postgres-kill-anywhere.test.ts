@@ -1,0 +1,94 @@
+// upgrade-postgres.sh (PostgreSQL 14 -> 15, pg_upgrade --link) with its whole process group SIGKILLed
+// at seeded random moments, inside steps as well as between them, then re-run until it succeeds, each
+// re-run bounded. Holds: the upgrade lands with every table digest, the drill of the new cluster
+// passed, and no cluster, pg_upgrade, pgBackRest or restic process of a killed run is left.
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startPgUpgradeRig, type PgUpgradeRig } from "../../src/local/pg-upgrade-rig";
+import { generate } from "../fixtures/mastodon/generator";
+import { converge, killPlan, runGroup, settledStrays, summary } from "./backup/random-kills";
+import { lockIsFree, ok, TABLE_DIGESTS_SQL } from "./backup/rig-support";
+
+const KILLS = 6;
+/**
+ * Kill moments are spread over this much of the first run (a whole upgrade here takes about a minute and
+ * a half), and over 70 % less with each kill: each re-run resumes and has less left to do.
+ */
+const SPAN_MS = 45_000;
+let u: PgUpgradeRig;
+
+beforeAll(async () => {
+  u = await startPgUpgradeRig();
+  await generate({ target: { host: "127.0.0.1", port: u.rig.pg.port, db: u.rig.database }, size: "10MB", mediaDir: u.rig.mediaDir, seed: 6 });
+  ok(await u.script("backup.sh"), "backup of the old cluster");
+}, 240_000);
+
+afterAll(async () => {
+  await u?.stop();
+});
+
+describe("upgrade-postgres.sh killed at random moments", () => {
+  it("killed while pg_upgrade --check has the new cluster running, the re-run passes the check (no rollback)", async () => {
+    const pidFile = join(u.newData, "postmaster.pid");
+    const killed = await runGroup("upgrade-postgres.sh", u.env, { killWhen: /pg_upgrade .*--check/, andThen: () => existsSync(pidFile), boundMs: 300_000 });
+    expect(killed.killed, killed.output.slice(-2000)).toBe(true);
+    expect(u.postmasterPid(u.newData), "the kill left the new cluster running").toBeDefined();
+    // Stop at the next step boundary: the check must have passed on the re-run.
+    const rerun = await runGroup("upgrade-postgres.sh", { ...u.env, FAULT_AT: "backup_old" }, { boundMs: 300_000 });
+    expect(rerun.output).toContain("check done in");
+    expect(rerun.output).not.toContain("rolled back");
+    expect(rerun.signal, rerun.output.slice(-2000)).toBe("SIGKILL");
+  }, 600_000);
+
+  it(`${KILLS} seeded random kills, each re-run resumes, and the upgrade lands with every row and a passing drill`, async () => {
+    const digests = await u.sql(TABLE_DIGESTS_SQL);
+    const plan = killPlan("upgrade-postgres.sh");
+    const outcomes: string[] = [];
+    let kills = 0;
+    let finished = false;
+    let span = SPAN_MS;
+    while (kills < KILLS) {
+      const at = plan.next(span);
+      span = Math.max(5_000, Math.floor(span * 0.7));
+      const r = await runGroup("upgrade-postgres.sh", u.env, { killAtMs: at, boundMs: 600_000 });
+      const last = r.output.trimEnd().split("\n").filter((l) => l.includes(" step ")).pop() ?? "";
+      if (!r.killed) {
+        expect(r.code, `run after ${kills} kills (seed ${plan.seed}):\n${r.output.slice(-3000)}`).toBe(0);
+        outcomes.push(`finished before ${at} ms`);
+        finished = true;
+        break;
+      }
+      kills++;
+      outcomes.push(`killed at ${at} ms in: ${last}`);
+      console.log(`upgrade kill ${kills} at ${at} ms (seed ${plan.seed}): ${last}`);
+      expect(await lockIsFree(u.rig, "upgrade-postgres")).toBe(true);
+    }
+    // The run that finished in the loop is the re-run after the last kill.
+    let reruns = 1;
+    if (!finished) {
+      const c = await converge("upgrade-postgres.sh", u.env, 600_000);
+      reruns = c.reruns;
+    }
+    console.log(outcomes.join("\n"));
+
+    expect(u.linkTarget()).toBe(u.newData);
+    expect(await u.sql("show server_version_num")).toMatch(/^15/);
+    const after = await u.sql(TABLE_DIGESTS_SQL);
+    expect(after, "every row of every table after the upgrade").toBe(digests);
+    expect(existsSync(join(u.env.COOP_STATE_DIR, "upgrade-postgres.state"))).toBe(false);
+    expect(await lockIsFree(u.rig, "upgrade-postgres")).toBe(true);
+    const drill = JSON.parse(readFileSync(join(u.env.COOP_DRILL_RESULTS_DIR, "last.json"), "utf8"));
+    expect(drill.ok).toBe(true);
+    const manifest = JSON.parse(readFileSync(join(u.env.COOP_SPOOL_DIR, "manifests", "latest.json"), "utf8"));
+    expect(manifest.pgVersion).toMatch(/^15\./);
+    expect(existsSync(u.env.COOP_DRILL_DIR)).toBe(false);
+    // Only the new cluster runs: no old cluster, no pg_upgrade cluster, no drill cluster, no pgBackRest.
+    expect(u.postmasterPid(u.oldData)).toBeUndefined();
+    expect(await settledStrays([u.rig.dir, u.rig.pg.dir], [u.newData])).toEqual([]);
+    // A re-run once upgraded changes nothing.
+    const again = await converge("upgrade-postgres.sh", u.env, 120_000, 1);
+    expect(again.runs[0].output).toContain("already on PostgreSQL 15");
+    console.log(summary("upgrade-postgres.sh", plan.seed, kills, [reruns], digests === after ? 0 : 1, 0));
+  }, 1_500_000);
+});
