@@ -53,13 +53,40 @@ restic_repo_state() {
   fi
 }
 
+# restic_dead_locks REPO: how many of the repository's locks belong to a process of this host that has
+# exited or is a zombie not yet reaped (restic counts a zombie as running, so its lock is not stale yet).
+restic_dead_locks() {
+  local repo="$1" id lock pid n=0 host
+  host=$(hostname)
+  while read -r id; do
+    [[ -n "${id}" ]] || continue
+    lock=$(restic_at "${repo}" --no-lock cat lock "${id}" 2>/dev/null) || continue
+    [[ "$(jq -r .hostname <<<"${lock}")" == "${host}" ]] || continue
+    pid=$(jq -r .pid <<<"${lock}")
+    if [[ ! -e "/proc/${pid}" ]] || grep -q '^State:[[:space:]]*Z' "/proc/${pid}/status" 2>/dev/null; then
+      n=$((n + 1))
+    fi
+  done < <(restic_at "${repo}" --no-lock list locks 2>/dev/null || true)
+  printf '%s\n' "${n}"
+}
+
 # restic_unlock_stale REPO: remove the locks a killed restic left behind (a kill during `check` leaves an
 # exclusive one that refuses every later command). restic 0.14's `unlock` removes only stale locks (of a
 # process of this host that no longer runs, or older than 30 minutes), never a running one's; never
-# --remove-all, which would also remove the lock of a backup or check running right now.
+# --remove-all, which would also remove the lock of a backup or check running right now. A run re-started
+# right after a kill may find the killed restic still a zombie: wait (30 s at most) until it is reaped.
 restic_unlock_stale() {
-  local out
-  out=$(restic_at "$1" unlock 2>&1) || die "restic unlock of ${1%%:*} failed: $(error_lines "${out}")"
+  local repo="$1" out waited=0
+  while true; do
+    out=$(restic_at "${repo}" unlock 2>&1) || die "restic unlock of ${repo%%:*} failed: $(error_lines "${out}")"
+    (($(restic_dead_locks "${repo}") == 0)) && return 0
+    if ((waited >= 30)); then
+      log_warn "restic repository ${repo%%:*} still holds locks of exited processes after ${waited}s"
+      return 0
+    fi
+    sleep 1
+    waited=$((waited + 1))
+  done
 }
 
 # restic_open REPO: the repository exists (else die) and holds no stale lock.

@@ -183,6 +183,8 @@ export async function converge(script: string, env: Readonly<Record<string, stri
     runs.push(r);
     if (r.timedOut) throw new Error(`${script} re-run ${i + 1} was still running after ${boundMs} ms (stuck):\n${r.output.slice(-3000)}`);
     if (r.code === 0) return { reruns: i + 1, runs };
+    const errors = r.output.split("\n").filter((l) => /ERROR|Fatal|FATAL/.test(l)).slice(-5).join("\n");
+    console.log(`${script} re-run ${i + 1} failed (exit ${r.code}) after ${r.ms} ms:\n${errors || r.output.slice(-1500)}`);
   }
   throw new Error(`${script} did not succeed in ${maxRuns} re-runs; last output:\n${runs[runs.length - 1].output.slice(-3000)}`);
 }
