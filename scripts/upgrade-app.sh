@@ -11,15 +11,16 @@
 # health check → post-deployment migrations → start everything, maintenance off → clean up.
 # Building before maintenance keeps the slowest part (bundle, yarn, assets) out of the downtime.
 #
-# The restore point is a copy of the database taken while the app is stopped (CREATE DATABASE
-# <db>_restore_point TEMPLATE <db> STRATEGY FILE_COPY): a file-level copy, about as fast as the disk, and
-# exact (every row, sequence and index of the moment, nothing replayed). Rolling back is two renames
-# (ALTER DATABASE RENAME), instant whatever the size, where restoring a pg_dump would rebuild every index
-# of a large Mastodon database (tens of minutes) and a pgBackRest point-in-time restore would replace the
-# whole cluster. The price is disk: preflight asks for the database's size free on the data volume.
-# The copy keeps the database's owner; database-level GRANTs and ALTER DATABASE SET settings are not
-# copied (a standard Mastodon install has none). A WAL restore point named upgrade-<tag>-<time> is also
-# created when WAL is archived, so pgBackRest can reach the same moment (restore.sh name:<point>).
+# The restore point is taken while the app is stopped, by one of two mechanisms chosen by size in
+# preflight and named in the log with the reason (scripts/lib/restore-point.sh):
+#   copy  CREATE DATABASE <db>_restore_point TEMPLATE <db> STRATEGY FILE_COPY: exact, and rolling back is
+#         two renames (instant), but the copy grows the window with the database and needs its size
+#         again in free space. The default for databases up to COOP_RESTORE_POINT_COPY_MAX_MB.
+#   wal   a named WAL restore point, archived by pgBackRest before the migrations start: a fraction of a
+#         second whatever the size, no extra space. Rolling back is a pgBackRest delta restore of the
+#         cluster to that point: minutes at tens of GiB, paid only when an upgrade fails.
+# Measured at 1, 5 and 20 GiB in docs/bench-downtime.md. With the copy, a WAL restore point named
+# upgrade-<tag>-<time> is also created when WAL is archived (restore.sh name:<point> reaches it).
 #
 # Point of no return: once the maintenance flag is removed, users write to the new schema and a rollback
 # would lose their rows, so a failure after that (cleanup) only reports. Before it, everything rolls back.
@@ -34,8 +35,10 @@
 # adapter's header, and
 #   COOP_TARGET_TAG                   the release to upgrade to (or the first argument)
 #   COOP_APP_ADAPTER [scripts/lib/app-mastodon.sh]
-#   COOP_MIN_FREE_MB [2048]           free space required under COOP_APP_ROOT, and on the database's
-#                                     volume beyond the size of the restore point
+#   COOP_MIN_FREE_MB [2048]           free space required under COOP_APP_ROOT and on the database's
+#                                     volume (with the copy: beyond the database's size)
+#   COOP_RESTORE_POINT [auto]  COOP_RESTORE_POINT_COPY_MAX_MB [2048]  COOP_PG_SERVICE [auto]
+#   COOP_ARCHIVE_TIMEOUT [120]  COOP_ROLLBACK_TIMEOUT [3600]          see scripts/lib/restore-point.sh
 #   COOP_DRILL_RESULTS_DIR [/var/lib/coop/drills]  where drill.sh wrote last.json
 #   COOP_DRILL_MAX_AGE_HOURS [26]     the last passing drill must be at most this old
 #   COOP_REQUIRE_DRILL [1]            0: skip the drill check (alpha: a restore of prod, without backups of its own)
@@ -64,12 +67,15 @@ source "${COOP_APP_ADAPTER:-${SCRIPT_DIR}/lib/app-mastodon.sh}"
 source "${SCRIPT_DIR}/lib/maintenance.sh"
 # shellcheck source=lib/upgrade.sh
 source "${SCRIPT_DIR}/lib/upgrade.sh"
+# shellcheck source=lib/restore-point.sh
+source "${SCRIPT_DIR}/lib/restore-point.sh"
 
 upgrade_env_defaults() {
   pg_env_defaults
   releases_env_defaults
   app_env_defaults
   maintenance_env_defaults
+  restore_point_env_defaults
   COOP_MIN_FREE_MB="${COOP_MIN_FREE_MB:-2048}"
   COOP_DRILL_RESULTS_DIR="${COOP_DRILL_RESULTS_DIR:-/var/lib/coop/drills}"
   COOP_DRILL_MAX_AGE_HOURS="${COOP_DRILL_MAX_AGE_HOURS:-26}"
@@ -89,6 +95,7 @@ validate() {
   [[ "${COOP_DRILL_MAX_AGE_HOURS}" =~ ^[0-9]+$ ]] || die "COOP_DRILL_MAX_AGE_HOURS must be a number of hours"
   [[ "${COOP_HEALTH_TIMEOUT}" =~ ^[0-9]+$ ]] || die "COOP_HEALTH_TIMEOUT must be a number of seconds"
   [[ "${COOP_KEEP_RELEASES}" =~ ^[0-9]+$ ]] || die "COOP_KEEP_RELEASES must be a number"
+  restore_point_validate
   ((${#SNAPSHOT_DB} <= 63 && ${#FAILED_DB} <= 63)) || die "COOP_DB_NAME is too long for the restore point's name (${SNAPSHOT_DB})"
   require_cmd git jq flock df curl
 }
@@ -102,11 +109,13 @@ preflight() {
   logged app_has_tag "${TARGET}" || die "release tag ${TARGET} is not in the app's repository"
   # Before anything is stopped: a release this host's PostgreSQL or Redis is too old for never starts.
   requirements_check "${TARGET}"
+  choose_restore_point
   check_disk
   check_drill
   check_other_operations
   journal_set target "${TARGET}"
   journal_set previous "${current}"
+  record_restore_point
   log_info "upgrading ${current} -> ${TARGET}"
 }
 
@@ -129,7 +138,10 @@ switch_release() {
   log_info "current -> releases/${TARGET}"
 }
 
-migrate_pre() { logged app_migrate_pre "${TARGET}"; }
+migrate_pre() {
+  mark_db_changing
+  logged app_migrate_pre "${TARGET}"
+}
 
 start_web() { run_unlocked logged app_start web; }
 

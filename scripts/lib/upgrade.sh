@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # The parts of upgrade-app.sh that are not steps (sourced by it after common.sh, pg.sh, files.sh,
-# releases.sh, the adapter and maintenance.sh): the journal, per-step logs, preflight checks, the
-# restore point and the rollback. Uses the globals upgrade-app.sh sets: TARGET, SNAPSHOT_DB, FAILED_DB,
+# releases.sh, the adapter and maintenance.sh): the journal, per-step logs, preflight checks and the
+# rollback; the restore point and the database's rollback are in restore-point.sh. Uses the globals upgrade-app.sh sets: TARGET, SNAPSHOT_DB, FAILED_DB,
 # JOURNAL, LOG_DIR.
 # ORIG_STDOUT_FD and ORIG_STDERR_FD are copies of the script's own stdout and stderr.
 # shellcheck disable=SC2153 # TARGET and the others are set by upgrade-app.sh before any function runs.
@@ -9,7 +9,8 @@
 # The journal (${COOP_STATE_DIR}/upgrade-app.journal, key=value lines) records what the run changed, so
 # the rollback, in this run or a later one, knows what to undo: target, previous (the release to go
 # back to), touched (maintenance was turned on and the app stopped), restore_point (WAL point name),
-# committed (past the point of no return), rolling_back (the step that failed, while a rollback runs).
+# restore_mechanism (copy | wal) and what a WAL rollback needs (backup_label, pg_data, pg_config_dir,
+# pg_service, db_changed, db_restored: see restore-point.sh), committed (past the point of no return), rolling_back (the step that failed, while a rollback runs).
 
 journal_get() {
   [[ -f "${JOURNAL}" ]] || return 0
@@ -36,14 +37,22 @@ logged() {
 
 mb_free() { df -Pm "$1" | awk 'NR == 2 { print $4 }'; }
 
+# The free space each restore point needs: the copy needs the database's size again on its volume;
+# the WAL restore point needs only room for the migrations' WAL (COOP_MIN_FREE_MB), as a rollback
+# restores in place.
 check_disk() {
   local free data_dir db_mb pg_free
   free=$(mb_free "${COOP_APP_ROOT}")
   ((free >= COOP_MIN_FREE_MB)) ||
     die "${free} MB free under ${COOP_APP_ROOT}; COOP_MIN_FREE_MB asks for ${COOP_MIN_FREE_MB} MB (remove old releases or grow the volume)"
   data_dir=$(pg_sql "show data_directory")
-  db_mb=$(pg_sql "select pg_database_size(current_database()) / 1048576")
   pg_free=$(mb_free "${data_dir}")
+  if [[ "${RESTORE_MECHANISM:-copy}" == wal ]]; then
+    ((pg_free >= COOP_MIN_FREE_MB)) ||
+      die "${data_dir}'s volume has ${pg_free} MB free; COOP_MIN_FREE_MB asks for ${COOP_MIN_FREE_MB} MB for the migrations' WAL"
+    return 0
+  fi
+  db_mb=$(pg_sql "select pg_database_size(current_database()) / 1048576")
   ((pg_free >= db_mb + COOP_MIN_FREE_MB)) ||
     die "the restore point copies the database (${db_mb} MB) but ${data_dir}'s volume has ${pg_free} MB free (need ${db_mb} + ${COOP_MIN_FREE_MB} MB)"
 }
@@ -97,23 +106,6 @@ db_drop_if_exists() {
   log_info "dropped database $1"
 }
 
-# Re-taken from scratch when the step is re-run: the database has not changed since the app stopped.
-take_restore_point() {
-  local owner point
-  db_drop_if_exists "${SNAPSHOT_DB}"
-  db_disconnect "${COOP_DB_NAME}"
-  owner=$(db_sql "select pg_get_userbyid(datdba) from pg_database where datname = '${COOP_DB_NAME}'")
-  [[ -n "${owner}" ]] || die "database ${COOP_DB_NAME} does not exist"
-  db_sql "create database \"${SNAPSHOT_DB}\" template \"${COOP_DB_NAME}\" owner \"${owner}\" strategy file_copy" >/dev/null
-  if [[ "$(pg_sql "show archive_mode")" != "off" ]]; then
-    point="upgrade-${TARGET//[^A-Za-z0-9._-]/_}-$(date -u +%Y%m%dT%H%M%SZ)"
-    pg_sql "select pg_create_restore_point('${point:0:60}')" >/dev/null
-    journal_set restore_point "${point:0:60}"
-    log_info "WAL restore point ${point:0:60}"
-  fi
-  log_info "restore point: database ${SNAPSHOT_DB} ($(db_sql "select pg_size_pretty(pg_database_size('${SNAPSHOT_DB}'))"))"
-}
-
 # wait_healthy TAG: the web process answers /health within COOP_HEALTH_TIMEOUT seconds.
 wait_healthy() {
   local deadline=$((SECONDS + COOP_HEALTH_TIMEOUT))
@@ -122,20 +114,6 @@ wait_healthy() {
     sleep 0.5
   done
   log_info "$1 is healthy"
-}
-
-# Renames only, each checked first, so a rollback killed half-way finishes when run again.
-db_rollback() {
-  if db_exists "${SNAPSHOT_DB}"; then
-    if db_exists "${COOP_DB_NAME}"; then
-      db_drop_if_exists "${FAILED_DB}"
-      db_disconnect "${COOP_DB_NAME}"
-      db_sql "alter database \"${COOP_DB_NAME}\" rename to \"${FAILED_DB}\"" >/dev/null
-    fi
-    db_sql "alter database \"${SNAPSHOT_DB}\" rename to \"${COOP_DB_NAME}\"" >/dev/null
-    log_info "database ${COOP_DB_NAME} is back at the restore point"
-  fi
-  db_drop_if_exists "${FAILED_DB}"
 }
 
 rollback_steps() {

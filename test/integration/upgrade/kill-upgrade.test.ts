@@ -1,10 +1,13 @@
 // upgrade-app.sh killed with SIGKILL at each of its steps (FAULT_AT), then re-run: it converges to the
 // new release, every row written before the upgrade is there, the lock is free, no restore-point copy
 // or journal is left, and maintenance is off (it stays on between the kill and the re-run, on purpose).
+// Once with each restore point: the database copy, and the WAL restore point (pgBackRest underneath,
+// the rollback of an interrupted run a delta restore).
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startAppRig, type AppRig } from "../../fixtures/app/rig";
+import { enableBackRest } from "./backrest";
 import { currentRelease, lockIsFree, maintenanceOn, MIGRATIONS_SQL, ok, servedVersion, stepsOf, strayDatabases, writeRows } from "./support";
 
 const STEPS = stepsOf("upgrade-app.sh");
@@ -17,14 +20,6 @@ const USER_ROWS_SQL = `select md5((select coalesce(string_agg(id || ':' || usern
   (select coalesce(string_agg(id || ':' || account_id || ':' || replace(text, ' [edited by v1.3.0]', ''), ',' order by id), '') from statuses))`;
 
 let rig: AppRig;
-beforeAll(async () => {
-  rig = await startAppRig({ extraReleases: STEPS.length + 2 });
-  await rig.deploy("v1.2.0");
-  rig.recordDrill(true);
-});
-afterAll(async () => {
-  await rig?.stop();
-});
 
 async function expectConverged(target: string): Promise<void> {
   expect(currentRelease(rig)).toBe(target);
@@ -36,7 +31,21 @@ async function expectConverged(target: string): Promise<void> {
   expect(existsSync(join(rig.env.COOP_STATE_DIR, "upgrade-app.journal"))).toBe(false);
 }
 
-describe("upgrade-app.sh under kill -9", () => {
+for (const mechanism of ["copy", "wal"] as const) describe(`upgrade-app.sh under kill -9, restore point: ${mechanism}`, () => {
+  beforeAll(async () => {
+    rig = await startAppRig({ extraReleases: STEPS.length + 2 });
+    await rig.deploy("v1.2.0");
+    rig.recordDrill(true);
+    if (mechanism === "wal") {
+      await (await enableBackRest(rig)).fullBackup();
+    }
+    // The rig's scripts read this object: every run below uses this restore point.
+    Object.assign(rig.env as Record<string, string>, { COOP_RESTORE_POINT: mechanism });
+  });
+  afterAll(async () => {
+    await rig?.stop();
+  });
+
   it("declares the steps this test kills it at", () => {
     expect(STEPS).toEqual([
       "preflight", "fetch", "build", "maintenance", "stop", "restore_point", "switch",
@@ -82,6 +91,7 @@ describe("upgrade-app.sh under kill -9", () => {
     const other = await rig.script("upgrade-app.sh", [second]);
     expect(other.code).toBe(1);
     expect(other.output).toContain(`rolled back the interrupted upgrade to ${first}`);
+    if (mechanism === "wal") expect(other.output).toMatch(/back at the restore point \(pgBackRest delta restore \+ WAL replay in/);
     await expectConverged(from);
     expect(await rig.sql(MIGRATIONS_SQL)).toBe(migrations);
     expect(await rig.sql(USER_ROWS_SQL)).toBe(rows);
