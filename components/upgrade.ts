@@ -84,7 +84,10 @@ export class Upgrade extends pulumi.ComponentResource {
 
     const pgEnv = scriptEnvironment({ scriptsFrom: remotePath, pgTargetMajor: String(args.pgMajor) });
     const pgHash = scriptsHash(["upgrade-postgres-chain.sh", "upgrade-postgres.sh", "maintenance.sh"]);
-    previous = step("postgres", sudoScript("upgrade-postgres-chain.sh", pgEnv), [String(args.pgMajor), pgHash], [previous], pgEnv);
+    // Without a repository host there is no drill to carry `after`: the first step waits for it itself
+    // (alpha's and town's chain must not run before their database and app exist).
+    const first = args.repo ? [previous] : [previous, ...(args.after ?? [])];
+    previous = step("postgres", sudoScript("upgrade-postgres-chain.sh", pgEnv), [String(args.pgMajor), pgHash], first, pgEnv);
 
     const appHash = scriptsHash(["upgrade-app.sh"]);
     for (const hop of hops) {

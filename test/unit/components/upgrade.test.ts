@@ -58,6 +58,8 @@ describe("the upgrade chain", () => {
     expect(names).toEqual(["alpha-upgrade-postgres", "alpha-upgrade-app-4.5", "alpha-upgrade-health"]);
     // The app host's own upload comes first.
     expect(one(alpha, CMD, "alpha-upgrade-postgres").dependsOn).toContain("alpha-primary-scripts");
+    // With no drill to wait behind, the chain itself waits for the first deploy (database included).
+    expect(one(alpha, CMD, "alpha-upgrade-postgres").dependsOn).toContain("alpha-app-deploy");
     const env = one(alpha, CMD, "alpha-upgrade-app-4.5").inputs.environment as Record<string, string>;
     expect(env).toMatchObject({ COOP_APP_FLAVOR: "hometown", COOP_TARGET_TAG: "v4.5.11+hometown-1.2.1", COOP_SKIP_OLDER: "1", COOP_REQUIRE_DRILL: "0" });
     expect(one(alpha, CMD, "alpha-upgrade-health").inputs.create).toContain("--resolve alpha.social.coop:443:127.0.0.1 https://alpha.social.coop/health");
