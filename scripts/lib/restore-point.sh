@@ -4,7 +4,7 @@
 #
 #   copy  CREATE DATABASE <db>_restore_point TEMPLATE <db> STRATEGY FILE_COPY while the app is stopped.
 #         Exact and the rollback is two renames (instant), but the copy is inside the maintenance window,
-#         grows with the database (about 1 s per 100-200 MB here, see docs/bench-downtime.md) and needs
+#         grows with the database (2.6-3.9 s per GiB here, see docs/bench-downtime.md) and needs
 #         the database's size again in free space.
 #   wal   a named WAL restore point (pg_create_restore_point), its segment switched and archived by
 #         pgBackRest before the step ends: well under a second whatever the size, no extra space. The
