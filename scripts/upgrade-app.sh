@@ -149,9 +149,13 @@ health_check() { wait_healthy "${TARGET}"; }
 
 migrate_post() { logged app_migrate_post "${TARGET}"; }
 
-# Everything runs before the flag goes: the commit mark in between is the point of no return.
+# Everything runs before the flag goes: the commit mark in between is the point of no return. Web has
+# run since the health check with the schema it loaded before the post-deployment migrations (Rails reads
+# the columns once), so every process (re)starts on the final schema, and must be healthy again.
 leave_maintenance() {
+  run_unlocked logged app_stop web
   run_unlocked logged app_start all
+  wait_healthy "${TARGET}"
   journal_set committed 1
   run_unlocked logged maintenance_off
 }

@@ -128,6 +128,16 @@ run_begin() {
     fi
   fi
   [[ -f "$COOP_STATE_FILE" ]] || _state_write "run_key=$key"
+  # A command failing under `set -e` ends the script without a word; this names the step it died in.
+  # Scripts with an EXIT trap of their own (drill, upgrades) replace it and report for themselves.
+  trap _report_silent_exit EXIT
+}
+
+_report_silent_exit() {
+  local rc=$?
+  if ((rc != 0)) && [[ -n "${COOP_CURRENT_STEP:-}" && -z "${COOP_DIE_REASON:-}" ]]; then
+    log_error "step '${COOP_CURRENT_STEP}' failed: a command in it exited ${rc} (its output is above; a re-run resumes at this step)"
+  fi
 }
 
 steps_total() { COOP_STEPS_TOTAL=$1; }

@@ -172,6 +172,19 @@ main() { run_begin half; steps_total 2; step one one; step two two; run_finish; 
     expect(traced()).toEqual(["one", "two-start", "two-start", "two-end"]);
   });
 
+  it("a command failing under set -e names the step it ended in; a die is reported once, by die itself", async () => {
+    const body = `silent() { grep -q needle /dev/null; }
+loud() { die "the reason"; }
+main() { run_begin quiet; steps_total 1; step "$1" "$1"; run_finish; }`;
+    const path = script("quiet", body);
+    const silent = await runScript(path, ["silent"]);
+    expect(silent.code).toBe(1);
+    expect(silent.stderr).toMatch(/^coop\[quiet\] ERROR \S+ step 'silent' failed: a command in it exited 1 /m);
+    const loud = await runScript(path, ["loud"]);
+    expect(loud.code).toBe(1);
+    expect(loud.stderr.split("\n").filter((l) => l.includes(" ERROR "))).toEqual([expect.stringMatching(/step loud: the reason$/)]);
+  });
+
   it("a different run key discards the interrupted run and starts fresh", async () => {
     const path = script("demo", THREE_STEPS);
     expect((await runScript(path, ["v1"], { FAULT_AT: "three" })).signal).toBe("SIGKILL");

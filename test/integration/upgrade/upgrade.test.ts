@@ -2,7 +2,7 @@
 // served through nginx; a failing migration and a failing health check each roll back to the previous
 // release with every row written before the upgrade and the previous release's schema; preflight
 // refuses without a recent passing drill, without disk space, and while another operation runs.
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -35,6 +35,10 @@ describe("upgrade-app.sh", () => {
     expect(await strayDatabases(rig)).toBe("");
     expect(await lockIsFree(rig, "upgrade-app")).toBe(true);
     for (const s of ["preflight", "restore_point", "migrate_pre", "health", "migrate_post", "maintenance_off"]) expect(r.output).toMatch(new RegExp(`step \\d+/13 ${s} done in \\d+\\.\\ds`));
+
+    // After the post-deployment migrations web restarts too (it loaded the schema before them).
+    const last = readFileSync(join(rig.env.COOP_STATE_DIR, "upgrade-app.logs", "maintenance_off.log"), "utf8");
+    expect(last).toMatch(/stopped web[\s\S]*started web[\s\S]*started streaming/);
   });
 
   it("the target passed as COOP_TARGET_TAG works too, and a re-run on the current release does nothing", async () => {
