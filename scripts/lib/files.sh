@@ -26,7 +26,9 @@ restic_at() {
   shift
   local -a opts=(-r "${repo}" --password-file "${COOP_RESTIC_PASSWORD_FILE}" --cache-dir "${COOP_RESTIC_CACHE_DIR}" --quiet)
   [[ -n "${COOP_RESTIC_SFTP_COMMAND}" && "${repo}" == sftp:* ]] && opts+=(-o "sftp.command=${COOP_RESTIC_SFTP_COMMAND}")
-  restic "${opts[@]}" "$@"
+  # restic starts its sftp ssh in a process group of its own: a kill of the script's group leaves that
+  # ssh exiting on its own time, and it must not hold the operation's lock meanwhile.
+  run_unlocked restic "${opts[@]}" "$@"
 }
 
 restic_repos() {
