@@ -1,7 +1,7 @@
 /**
  * Posts `pulumi preview --diff` output as one merge-request note per stack, updating that note on every
  * pipeline instead of adding another. Run in CI as
- *   npx tsx scripts/ci/post-preview-note.ts --stack prod --file preview.txt --exit-code 0
+ *   npx tsx ci/post-preview-note.ts --stack prod --file preview.txt --exit-code 0
  * Environment: CI_API_V4_URL, CI_PROJECT_ID, CI_MERGE_REQUEST_IID (set by GitLab for merge-request
  * pipelines), GITLAB_NOTES_TOKEN (a masked project access token with the `api` scope, Reporter role);
  * optional CI_JOB_URL and CI_COMMIT_SHORT_SHA for the note's header. The token is sent only in the

@@ -64,7 +64,7 @@ export function folderHash(dir: string = SCRIPTS_DIR): string {
 }
 
 /**
- * The scripts to upload: only the `.sh` files (not scripts/ci), one asset per file. CopyToRemote
+ * The scripts to upload: only the `.sh` files (`scripts/` holds nothing else; CI helpers live in `ci/`), one asset per file. CopyToRemote
  * accepts a FileArchive of a folder, so use `scriptsFolderArchive` for the upload itself; this archive
  * is what a trigger or a `local` command would carry.
  */

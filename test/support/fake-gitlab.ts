@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import * as path from "node:path";
-import { GITLAB_NOTE_LIMIT } from "../../scripts/ci/post-preview-note";
+import { GITLAB_NOTE_LIMIT } from "../../ci/post-preview-note";
 
 const FIXTURES = path.resolve(__dirname, "../fixtures/api");
 

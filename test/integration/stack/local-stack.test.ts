@@ -7,7 +7,7 @@ import * as os from "os";
 import * as path from "path";
 import type { Stack, UpResult } from "@pulumi/pulumi/automation";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { main as postPreviewNote, marker } from "../../../scripts/ci/post-preview-note";
+import { main as postPreviewNote, marker } from "../../../ci/post-preview-note";
 import { AcmeServer, startAcmeServer } from "../../../tools/acme-server";
 import { localSecrets, openLocalStack } from "../../../tools/local-stack";
 import { FakeGitlab, TOKEN } from "../../support/fake-gitlab";

@@ -51,7 +51,7 @@ describe(".gitlab-ci.yml", () => {
       expect(job.environment).toEqual({ name: `preview/${stack}`, action: "prepare" });
       const lines = script(`preview:${stack}`);
       expect(lines).toContain('pulumi preview --diff --color never --non-interactive --stack "$STACK"');
-      expect(lines).toContain('npx tsx scripts/ci/post-preview-note.ts --stack "$STACK" --file preview.txt --exit-code "$status"');
+      expect(lines).toContain('npx tsx ci/post-preview-note.ts --stack "$STACK" --file preview.txt --exit-code "$status"');
     });
   }
 

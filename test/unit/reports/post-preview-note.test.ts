@@ -3,11 +3,11 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { buildNoteBody, GITLAB_NOTE_LIMIT, marker } from "../../../scripts/ci/post-preview-note";
+import { buildNoteBody, GITLAB_NOTE_LIMIT, marker } from "../../../ci/post-preview-note";
 import { FakeGitlab, TOKEN } from "../../support/fake-gitlab";
 
 const REPO = path.resolve(__dirname, "../../..");
-const SCRIPT = path.join(REPO, "scripts/ci/post-preview-note.ts");
+const SCRIPT = path.join(REPO, "ci/post-preview-note.ts");
 
 function runScript(args: string[], gitlab: FakeGitlab, token = TOKEN): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
