@@ -117,6 +117,8 @@ run_begin() {
   COOP_STATE_FILE="$COOP_STATE_DIR/$1.state"
   COOP_RUN_STARTED_US=${EPOCHREALTIME//[^0-9]/}
   lock_acquire "$1"
+  # A kill between _state_write's write and its rename leaves the temp file; under the lock none is live.
+  rm -f "$COOP_STATE_FILE".??????
   log_info "begin '$1'${key:+ (run key $key)}"
   if [[ -f "$COOP_STATE_FILE" ]]; then
     stored=$(sed -n 's/^run_key=//p' "$COOP_STATE_FILE")

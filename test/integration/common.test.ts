@@ -172,7 +172,7 @@ main() { run_begin half; steps_total 2; step one one; step two two; run_finish; 
     expect(traced()).toEqual(["one", "two-start", "two-start", "two-end"]);
   });
 
-  it("a command failing under set -e names the step it ended in; a die is reported once, by die itself", async () => {
+  it("a command failing under set -e names the step it ended in; a die is reported once; stale state temps go", async () => {
     const body = `silent() { grep -q needle /dev/null; }
 loud() { die "the reason"; }
 main() { run_begin quiet; steps_total 1; step "$1" "$1"; run_finish; }`;
@@ -180,7 +180,10 @@ main() { run_begin quiet; steps_total 1; step "$1" "$1"; run_finish; }`;
     const silent = await runScript(path, ["silent"]);
     expect(silent.code).toBe(1);
     expect(silent.stderr).toMatch(/^coop\[quiet\] ERROR \S+ step 'silent' failed: a command in it exited 1 /m);
+    // A state temp file left by a kill between write and rename is cleared by the next run.
+    writeFileSync(join(stateDir, "quiet.state.Ab12Cd"), "run_key=\n");
     const loud = await runScript(path, ["loud"]);
+    expect(existsSync(join(stateDir, "quiet.state.Ab12Cd"))).toBe(false);
     expect(loud.code).toBe(1);
     expect(loud.stderr.split("\n").filter((l) => l.includes(" ERROR "))).toEqual([expect.stringMatching(/step loud: the reason$/)]);
   });
