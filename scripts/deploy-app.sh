@@ -140,13 +140,14 @@ write_site() {
 # The app's processes as systemd units on `current` (from the adapter), enabled so a reboot starts them;
 # a unit whose file changed restarts if it runs.
 install_units() {
-  local role unit
+  local role unit file
   local -a units=() changed=()
   for role in web streaming sidekiq; do
     unit=$(app_unit_name "${role}")
     units+=("${unit}")
-    if ! app_unit "${role}" | cmp -s - "/etc/systemd/system/${unit}"; then
-      app_unit "${role}" | put_file "/etc/systemd/system/${unit}" 0644 root root
+    file=$(app_unit "${role}")
+    if ! cmp -s <(printf '%s\n' "${file}") "/etc/systemd/system/${unit}"; then
+      printf '%s\n' "${file}" | put_file "/etc/systemd/system/${unit}" 0644 root root
       changed+=("${unit}")
     fi
   done

@@ -104,8 +104,9 @@ preflight() {
   local current
   current=$(release_current)
   [[ -n "${current}" ]] || die "no current release in ${COOP_APP_ROOT}/current: deploy one first"
-  [[ "$(printf '%s\n' "${current}" "${TARGET}" | sort -V | tail -n 1)" == "${TARGET}" ]] ||
+  if version_lt "${TARGET}" "${current}"; then
     die "${TARGET} is older than the current release ${current}: upgrade-app.sh does not downgrade (restore a backup instead)"
+  fi
   logged app_has_tag "${TARGET}" || die "release tag ${TARGET} is not in the app's repository"
   # Before anything is stopped: a release this host's PostgreSQL or Redis is too old for never starts.
   requirements_check "${TARGET}"
@@ -184,7 +185,7 @@ main() {
   fi
   # A hop of the upgrade chain for a series the host has already left (COOP_SKIP_OLDER=1) is done.
   if [[ ! -f "${JOURNAL}" && "${COOP_SKIP_OLDER}" == 1 && -n "$(release_current)" ]] &&
-    [[ "$(printf '%s\n' "$(release_current)" "${TARGET}" | sort -V | tail -n 1)" != "${TARGET}" ]]; then
+    version_lt "${TARGET}" "$(release_current)"; then
     log_info "${TARGET} is older than the current release $(release_current): this hop has nothing to do"
     run_finish
     return 0

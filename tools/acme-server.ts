@@ -5,6 +5,7 @@
 // as the address exists (the certificate is the app's last step, minutes later).
 import { ChildProcess, execFileSync, spawn } from "child_process";
 import * as fs from "fs";
+import * as https from "https";
 import * as path from "path";
 import { REPO_ROOT } from "./local-stack";
 
@@ -61,8 +62,7 @@ async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms
 }
 
 /** GET over HTTPS trusting only `ca`; resolves with the body or null when nothing answers yet. */
-async function fetchTrusting(url: string, ca: string): Promise<string | null> {
-  const https = await import("https");
+function fetchTrusting(url: string, ca: string): Promise<string | null> {
   return new Promise((resolve) => {
     const req = https.get(url, { ca, timeout: 2000 }, (res) => {
       let body = "";

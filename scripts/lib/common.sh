@@ -214,6 +214,9 @@ put_file() {
   log_info "wrote ${target} (mode ${mode}, ${owner}:${group})"
 }
 
+# version_lt A B: A is an older version than B, in sort -V's order (v4.3.8 < v4.4.0 < v4.4.0+hometown-1).
+version_lt() { [[ "$1" != "$2" && "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n 1)" == "$1" ]]; }
+
 # missing_packages PKG...: prints the ones dpkg does not have installed, one a line.
 missing_packages() {
   local p

@@ -7,9 +7,6 @@
 # Environment: scripts/lib/pg.sh's, and COOP_REDIS_PORT [6379] (`none`: no Redis to check, as in the test
 # rigs, which run PostgreSQL only).
 
-# version_lt A B: A is an older dotted version than B.
-version_lt() { [[ "$1" != "$2" && "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n 1)" == "$1" ]]; }
-
 # The running PostgreSQL's major (15 from 150004).
 host_pg_major() {
   local num

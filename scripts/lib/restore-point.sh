@@ -242,24 +242,8 @@ pg_cluster_start() {
       >/dev/null 2>&1 {ORIG_STDOUT_FD}>&- {ORIG_STDERR_FD}>&- ||
       die "PostgreSQL did not start after the restore: $(tail -n 5 "${log}" 2>/dev/null)"
   fi
-  wait_promoted "${log}"
-}
-
-# wait_promoted LOG: pg_ctl -w returns once read-only connections work; the rollback is done only when
-# replay reached the restore point and the cluster was promoted. A postmaster that exits on the way
-# (a missing WAL segment, a target replay cannot reach) fails at once.
-wait_promoted() {
-  local log="$1" deadline=$((SECONDS + COOP_ROLLBACK_TIMEOUT)) state data
-  data=$(journal_get pg_data)
-  while true; do
-    state=$(db_sql "select pg_is_in_recovery()" 2>/dev/null || echo down)
-    [[ "${state}" == f ]] && return 0
-    if [[ "${state}" == down && ! -f "${data}/postmaster.pid" ]]; then
-      die "PostgreSQL exited before it was promoted: $(tail -n 5 "${log}" 2>/dev/null | paste -sd ' ')"
-    fi
-    ((SECONDS < deadline)) || die "PostgreSQL still in recovery (${state}) after ${COOP_ROLLBACK_TIMEOUT}s"
-    sleep 0.2
-  done
+  # The rollback is done only when replay reached the restore point and the cluster was promoted.
+  pg_wait_promoted "$(journal_get pg_data)" "${COOP_PG_SOCKET}" "${COOP_PG_PORT}" "${COOP_ROLLBACK_TIMEOUT}" "${log}"
 }
 
 # The cluster back to the WAL restore point: stop, pgBackRest delta restore (only files that differ

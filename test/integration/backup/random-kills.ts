@@ -6,6 +6,7 @@ import { spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { SCRIPTS_DIR } from "../../../src/local/backup-rig";
+import { seededRandom } from "../../support/seeded-random";
 
 /** The base seed of this test process: COOP_KILL_SEED when set, else a fresh one. */
 export const BASE_SEED: number = (() => {
@@ -17,18 +18,6 @@ export const BASE_SEED: number = (() => {
   }
   return Math.floor(Math.random() * 2 ** 31);
 })();
-
-/** mulberry32: a small seeded generator of floats in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** One script's seed, derived from the base seed and its name, so one COOP_KILL_SEED replays every file. */
 export function seedFor(script: string): number {

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { renderUserData } from "../../../components/lib/cloud-init";
+import { seededRandom } from "../../support/seeded-random";
 
 const TOOL = resolve(__dirname, "../../../tools/local-cloud/machine.sh");
 const ID = randomBytes(2).toString("hex");
@@ -137,18 +138,6 @@ const vethOf = (k: Key) => `lc-${createHash("sha256").update(names[k]).digest("h
 const pidNs = (pid: number) => sh("readlink", [`/proc/${pid}/ns/pid`]).stdout.trim();
 function pidsInNs(ns: string): string[] {
   return readdirSync("/proc").filter((p) => /^\d+$/.test(p) && sh("readlink", [`/proc/${p}/ns/pid`]).stdout.trim() === ns);
-}
-
-// mulberry32: reproducible random kill delays (print the seed; COOP_TEST_SEED=N replays a run).
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 beforeAll(async () => {
@@ -342,7 +331,8 @@ describe("machine.sh: local machines", () => {
   }, 120_000);
 
   it("a create SIGKILLed (whole process group) at fixed and random points converges when run again", async () => {
-    const random = rng(SEED);
+    // Reproducible random kill delays: the seed is printed; COOP_TEST_SEED=N replays a run.
+    const random = seededRandom(SEED);
     const kills: { at: string; env: Record<string, string>; ms?: number }[] = [
       ...["netns", "volume", "booted", "json"].map((p) => ({ at: p, env: { COOP_FAULT_AT: p } })),
       ...[0, 1].map(() => { const ms = Math.floor(random() * 4500); return { at: `${ms} ms`, env: {}, ms }; }),
