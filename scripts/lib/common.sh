@@ -79,12 +79,27 @@ lock_acquire() {
   local lock_file="$COOP_STATE_DIR/$1.lock"
   local holder
   mkdir -p "$COOP_STATE_DIR"
+  _close_inherited_locks
   exec {COOP_LOCK_FD}>>"$lock_file"
   if ! flock -n "$COOP_LOCK_FD"; then
     holder=$(cat "$lock_file" 2>/dev/null || true)
     die "another '$1' run holds $lock_file (pid ${holder:-unknown}); refusing to overlap"
   fi
   printf '%s\n' "$$" >"$lock_file"
+}
+
+# A script run by another (upgrade-postgres.sh runs backup.sh and drill.sh) inherits the parent's lock
+# fd, and run_unlocked closes only this script's own: a scratch cluster the child starts would keep the
+# parent's lock after a kill. Closing the inherited copies here leaves the parent's lock intact.
+_close_inherited_locks() {
+  local link fd target dir
+  dir=$(realpath -m "$COOP_STATE_DIR")
+  for link in /proc/"$BASHPID"/fd/*; do
+    fd=${link##*/}
+    target=$(readlink "$link" 2>/dev/null) || continue
+    [[ "$target" == "$dir"/*.lock ]] || continue
+    exec {fd}>&-
+  done
 }
 
 # run_unlocked cmd [args...], also as `run_unlocked cmd &`: in a subshell (`&` runs the function in

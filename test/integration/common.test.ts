@@ -127,6 +127,27 @@ main() { run_begin hold; step hold hold; run_finish; }`,
     for (const pid of traced()) process.kill(Number(pid), "SIGKILL");
   });
 
+  it("a script run by a locked script does not pass the parent's lock on to the daemons it starts", async () => {
+    const child = script(
+      "child",
+      `main() {
+  run_begin child
+  run_unlocked sleep 30 </dev/null >/dev/null 2>&1 &
+  echo "$!" >>"$TRACE"
+  run_finish
+}`,
+    );
+    const parent = script("parent", `main() { run_begin parent; "${child}"; run_finish; }`);
+    const first = await runScript(parent);
+    expect(first.code, first.stderr).toBe(0);
+    expect(traced()).toHaveLength(1);
+    // The child's daemon still runs, and holds neither the child's nor the parent's lock.
+    expect(isAlive(Number(traced()[0]))).toBe(true);
+    const again = await runScript(parent);
+    expect(again.code, again.stderr).toBe(0);
+    for (const pid of traced()) process.kill(Number(pid), "SIGKILL");
+  });
+
   it("FAULT_AT kills the whole script at a step; a re-run skips done steps, runs the rest, and run_finish clears the state", async () => {
     const path = script(
       "demo",
