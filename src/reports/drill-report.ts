@@ -2,7 +2,7 @@
  * `coopctl drill-report`: the history of restore drills as a text table and a hand-written SVG chart
  * (time to restore stacked by phase; verified row and file counts on a log scale).
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import * as path from "node:path";
 import { drillResultProblems, PHASES, type DrillResult } from "./drill-result";
 import { median } from "./behind";
@@ -12,11 +12,18 @@ export interface LoadedDrills {
   readonly results: readonly DrillResult[];
   /** One line per unreadable or invalid file, naming the file and the fields. */
   readonly problems: readonly string[];
+  /**
+   * An unreadable or invalid file written after the newest valid result finished: the newest drill's
+   * outcome is then unknown, and the report must not call it verified.
+   */
+  readonly unreadableNewer?: string;
 }
 
 export function loadDrillResults(dir: string): LoadedDrills {
   const results: DrillResult[] = [];
   const problems: string[] = [];
+  const invalid: { file: string; mtimeMs: number }[] = [];
+  const seen = new Set<string>();
   let names: string[];
   try {
     names = readdirSync(dir).filter((n) => n.endsWith(".json")).sort();
@@ -30,34 +37,47 @@ export function loadDrillResults(dir: string): LoadedDrills {
       value = JSON.parse(readFileSync(file, "utf8"));
     } catch (err) {
       problems.push(`${file}: not JSON (${err instanceof Error ? err.message : String(err)})`);
+      invalid.push({ file, mtimeMs: statSync(file).mtimeMs });
       continue;
     }
     const p = drillResultProblems(value);
-    if (p.length > 0) problems.push(`${file}: ${p.join("; ")}`);
-    else results.push(value as DrillResult);
+    if (p.length > 0) {
+      problems.push(`${file}: ${p.join("; ")}`);
+      invalid.push({ file, mtimeMs: statSync(file).mtimeMs });
+      continue;
+    }
+    const r = value as DrillResult;
+    // drill.sh writes each result twice (drill-<time>.json and last.json): count it once.
+    const key = `${r.finishedAt}|${r.stanza}|${r.backupLabel}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    results.push(r);
   }
   results.sort((a, b) => Date.parse(a.finishedAt) - Date.parse(b.finishedAt));
-  return { results, problems };
+  const newestValid = results.length > 0 ? Date.parse(results[results.length - 1].finishedAt) : -Infinity;
+  const newer = invalid.filter((f) => f.mtimeMs > newestValid + 1000).sort((a, b) => b.mtimeMs - a.mtimeMs)[0];
+  return { results, problems, ...(newer ? { unreadableNewer: newer.file } : {}) };
 }
 
 function tableNames(results: readonly DrillResult[]): string[] {
-  return [...new Set(results.flatMap((r) => Object.keys(r.verified.tables)))].sort();
+  return [...new Set(results.flatMap((r) => Object.keys(r.verified?.tables ?? {})))].sort();
 }
 
 const when = (iso: string) => new Date(iso).toISOString().slice(0, 16).replace("T", " ");
 const secs = (s: number) => s.toFixed(1);
 
-export function formatDrillTable(results: readonly DrillResult[]): string {
+/** `unreadableNewer`: a result file written after the newest valid one that cannot be read. */
+export function formatDrillTable(results: readonly DrillResult[], unreadableNewer?: string): string {
   const tables = tableNames(results);
   const header = ["finished (UTC)", "result", "backup", ...PHASES, "total s", ...tables, "media files"];
   const rows = results.map((r) => [
     when(r.finishedAt),
     r.ok ? "ok" : "FAILED",
-    r.backupLabel,
+    r.backupLabel ?? "-",
     ...PHASES.map((p) => secs(r.ttrSeconds[p])),
     secs(r.ttrSeconds.total),
-    ...tables.map((t) => (r.verified.tables[t] === undefined ? "-" : String(r.verified.tables[t]))),
-    String(r.verified.mediaFiles),
+    ...tables.map((t) => String(r.verified?.tables[t] ?? "-")),
+    String(r.verified?.mediaFiles ?? "-"),
   ]);
   const numeric = new Set(header.map((_, i) => i).filter((i) => i >= 3));
   const out = [textTable([header, ...rows], numeric), ""];
@@ -69,8 +89,9 @@ export function formatDrillTable(results: readonly DrillResult[]): string {
     const slowest = ok.reduce((a, b) => (b.ttrSeconds.total > a.ttrSeconds.total ? b : a));
     out.push(`time to restore of verified drills: median ${secs(median(ok.map((r) => r.ttrSeconds.total)) as number)} s, slowest ${secs(slowest.ttrSeconds.total)} s (${when(slowest.finishedAt)})`);
   }
-  for (const f of failed) out.push(`failed ${when(f.finishedAt)} (${f.backupLabel}): ${f.reason ?? "no reason recorded"}`);
-  if (newest) out.push(newest.ok ? `newest drill verified at ${when(newest.finishedAt)}` : `NEWEST DRILL FAILED at ${when(newest.finishedAt)}: the newest backup is not known to restore`);
+  for (const f of failed) out.push(`failed ${when(f.finishedAt)} (${f.backupLabel ?? "no backup reached"}): ${f.reason ?? "no reason recorded"}`);
+  if (unreadableNewer !== undefined) out.push(`NEWEST DRILL RESULT UNREADABLE: ${unreadableNewer} was written after the newest valid result; its outcome is unknown`);
+  else if (newest) out.push(newest.ok ? `newest drill verified at ${when(newest.finishedAt)}` : `NEWEST DRILL FAILED at ${when(newest.finishedAt)}: the newest backup is not known to restore`);
   return out.join("\n") + "\n";
 }
 
@@ -158,8 +179,8 @@ export function renderDrillSvg(results: readonly DrillResult[]): string {
   const b2 = 580;
   const tables = tableNames(results);
   // A failed drill verified nothing: it leaves a gap rather than a drop to zero.
-  const series = [...tables.map((t) => ({ name: t, values: results.map((r) => (r.ok ? r.verified.tables[t] : undefined)) })),
-    { name: "media files", values: results.map((r) => (r.ok ? r.verified.mediaFiles : undefined)) }];
+  const series = [...tables.map((t) => ({ name: t, values: results.map((r) => (r.ok ? r.verified?.tables[t] : undefined)) })),
+    { name: "media files", values: results.map((r) => (r.ok ? r.verified?.mediaFiles : undefined)) }];
   const positives = series.flatMap((s) => s.values).filter((v): v is number => typeof v === "number" && v > 0);
   const lo = Math.floor(Math.log10(positives.length > 0 ? Math.min(...positives) : 1));
   const hi = Math.max(lo + 1, Math.ceil(Math.log10(Math.max(10, ...positives))));

@@ -23,15 +23,16 @@ export interface DrillResult {
   readonly ok: boolean;
   /** pgBackRest stanza, e.g. "socialcoop". */
   readonly stanza: string;
-  /** pgBackRest backup label restored, e.g. "20260901-030001F". */
-  readonly backupLabel: string;
+  /** pgBackRest backup label restored, e.g. "20260901-030001F"; null when the drill failed before it knew. */
+  readonly backupLabel: string | null;
   readonly ttrSeconds: DrillPhaseSeconds;
+  /** What the drill verified; null when it failed (a failed drill verified nothing). */
   readonly verified: {
     /** Row counts of the key tables in the restored database, by table name. */
     readonly tables: Readonly<Record<string, number>>;
-    /** Media files restored from restic whose hashes matched. */
+    /** Media files in the restored snapshot (a sample of them compared by hash). */
     readonly mediaFiles: number;
-  };
+  } | null;
   /** Why the drill failed; present when `ok` is false. */
   readonly reason?: string;
 }
@@ -46,13 +47,14 @@ export function drillResultProblems(value: unknown): string[] {
   if (typeof v.finishedAt !== "string" || Number.isNaN(Date.parse(v.finishedAt))) problems.push("finishedAt: expected an ISO 8601 time");
   if (typeof v.ok !== "boolean") problems.push("ok: expected true or false");
   if (typeof v.stanza !== "string") problems.push("stanza: expected a string");
-  if (typeof v.backupLabel !== "string") problems.push("backupLabel: expected a string");
+  if (typeof v.backupLabel !== "string" && !(v.ok === false && v.backupLabel === null)) problems.push("backupLabel: expected a string");
   const ttr = v.ttrSeconds as Record<string, unknown> | undefined;
   if (typeof ttr !== "object" || ttr === null) problems.push("ttrSeconds: expected an object");
   else for (const k of [...PHASES, "total"]) if (!isCount(ttr[k], true)) problems.push(`ttrSeconds.${k}: expected seconds (a number ≥ 0)`);
-  const verified = v.verified as Record<string, unknown> | undefined;
-  if (typeof verified !== "object" || verified === null) problems.push("verified: expected an object");
-  else {
+  const verified = v.verified as Record<string, unknown> | null | undefined;
+  if (verified === null && v.ok === true) problems.push("verified: a passed drill must say what it verified");
+  else if (verified !== null && (typeof verified !== "object" || Array.isArray(verified))) problems.push("verified: expected an object, or null for a failed drill");
+  else if (verified) {
     const tables = verified.tables as Record<string, unknown> | undefined;
     if (typeof tables !== "object" || tables === null) problems.push("verified.tables: expected an object of row counts");
     else for (const [k, n] of Object.entries(tables)) if (!isCount(n, false)) problems.push(`verified.tables.${k}: expected a row count`);

@@ -3,6 +3,7 @@ import { mkdirSync, openSync, readFileSync, readSync, readdirSync, statSync, unl
 import { basename, join, relative } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BackupRig } from "../../../src/local/backup-rig";
+import { main as drillReport } from "../../../src/cli/drill-report";
 import { ok, restic, rigWithInstance } from "./rig-support";
 
 let rig: BackupRig;
@@ -14,6 +15,14 @@ beforeAll(async () => {
 afterAll(async () => {
   await rig?.stop();
 });
+
+/** `coopctl drill-report` over the results drill.sh really wrote on this rig. */
+async function report(): Promise<{ code: number; out: string; err: string }> {
+  let out = "";
+  let err = "";
+  const code = await drillReport(["--dir", rig.env.COOP_DRILL_RESULTS_DIR], { out: (t) => (out += t), err: (t) => (err += t), env: {} });
+  return { code, out, err };
+}
 
 async function failedDrill(): Promise<string> {
   const r = await rig.script("drill.sh");
@@ -52,6 +61,13 @@ describe("the drill catches corruption", () => {
     expect(snap.code, snap.stderr).toBe(0);
     const reason = await failedDrill();
     expect(reason).toContain(`row counts differ from the manifest: statuses: manifest ${real + 1}, restored ${real}`);
+    // The report reads drill.sh's own failed result: it says which drill failed and why, and exits 1.
+    const failed = await report();
+    expect(failed.err, "no result file skipped").toBe("");
+    expect(failed.code).toBe(1);
+    expect(failed.out).toMatch(/2 drills, 1 failed/);
+    expect(failed.out).toContain(reason);
+    expect(failed.out).toContain("NEWEST DRILL FAILED");
     const id = JSON.parse(snap.stdout.trim().split("\n").pop() as string).snapshot_id as string;
     expect((await restic(rig, ["forget", id])).code).toBe(0);
   });
@@ -72,6 +88,11 @@ describe("the drill catches corruption", () => {
       flipByte(victim, at);
     }
     ok(await rig.script("drill.sh"), "drill after repairing the byte");
+    const passed = await report();
+    expect(passed.err, "no result file skipped").toBe("");
+    expect(passed.out).toMatch(/4 drills, 2 failed/);
+    expect(passed.out).toContain("newest drill verified");
+    expect(passed.code).toBe(0);
   });
 
   it("a deleted restic pack fails, naming the missing pack", async () => {

@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -28,6 +28,10 @@ function pngSize(png: Buffer): { width: number; height: number } {
 describe("drill result files", () => {
   it("accepts what drill.sh writes and names every wrong field", () => {
     expect(drillResultProblems(drillHistory(1)[0])).toEqual([]);
+    // A failed drill as drill.sh writes it when it fails before it has a manifest: nothing verified, no label.
+    const failed = { finishedAt: "2026-12-01T03:00:00Z", ok: false, stanza: "s", manifest: null, backupLabel: null, restorePoint: null, ttrSeconds: { fetch: 0, restore: 0, replay: 0, verify: 0, total: 0 }, verified: null, reason: "fetch: restic check failed" };
+    expect(drillResultProblems(failed)).toEqual([]);
+    expect(drillResultProblems({ ...failed, ok: true })).toEqual(["backupLabel: expected a string", "verified: a passed drill must say what it verified"]);
     expect(drillResultProblems({ finishedAt: "yesterday", ok: false, stanza: "s", backupLabel: "b", ttrSeconds: { fetch: 1, restore: -1, replay: 0, verify: 0, total: 1 }, verified: { tables: { accounts: 1.5 }, mediaFiles: 0 } }))
       .toEqual(["finishedAt: expected an ISO 8601 time", "ttrSeconds.restore: expected seconds (a number ≥ 0)", "verified.tables.accounts: expected a row count", "reason: a failed drill must say why"]);
   });
@@ -107,14 +111,39 @@ describe("coopctl drill-report", () => {
     expect(r.out).toContain("NEWEST DRILL FAILED at 2026-08-07 03:12");
   });
 
-  it("skips an invalid file with its name and reason, and reports the rest", async () => {
+  it("skips an old invalid file with its name and reason, and reports the rest", async () => {
     const dir = tmp();
     writeDrillHistory(dir, drillHistory(3, null));
-    writeFileSync(path.join(dir, "broken.json"), JSON.stringify({ ok: true }));
+    const broken = path.join(dir, "broken.json");
+    writeFileSync(broken, JSON.stringify({ ok: true }));
+    const before = new Date(Date.UTC(2026, 7, 1));
+    utimesSync(broken, before, before);
     const r = await run(["--dir", dir]);
     expect(r.code).toBe(0);
-    expect(r.err).toContain(`skipped ${path.join(dir, "broken.json")}: finishedAt: expected an ISO 8601 time`);
+    expect(r.err).toContain(`skipped ${broken}: finishedAt: expected an ISO 8601 time`);
     expect(r.out).toContain("3 drills, 0 failed");
+  });
+
+  it("exits 1 when a file written after the newest valid drill cannot be read: its outcome is unknown", async () => {
+    const dir = tmp();
+    writeDrillHistory(dir, drillHistory(3, null));
+    const broken = path.join(dir, "drill-20261201T031244Z.json");
+    writeFileSync(broken, "{\"finishedAt\": \"2026-12-01T03:12:44Z\", \"ok\": tr");
+    const r = await run(["--dir", dir]);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(`skipped ${broken}: not JSON`);
+    expect(r.out).toContain(`NEWEST DRILL RESULT UNREADABLE: ${broken}`);
+    expect(r.out).not.toContain("newest drill verified");
+  });
+
+  it("counts a drill once although drill.sh writes it to its own file and to last.json", async () => {
+    const dir = tmp();
+    const history = drillHistory(2, 1);
+    writeDrillHistory(dir, history);
+    writeFileSync(path.join(dir, "last.json"), JSON.stringify(history[1]));
+    const r = await run(["--dir", dir]);
+    expect(r.code).toBe(1);
+    expect(r.out).toContain("2 drills, 1 failed");
   });
 
   it("exits 1 when the folder has no drill result", async () => {
