@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startPgUpgradeRig, type PgUpgradeRig } from "../../src/local/pg-upgrade-rig";
 import { generate } from "../fixtures/mastodon/generator";
-import { converge, killPlan, runGroup, settledStrays, summary } from "./backup/random-kills";
+import { BASE_SEED, converge, killPlan, runGroup, settledStrays, summary } from "./backup/random-kills";
 import { lockIsFree, ok, TABLE_DIGESTS_SQL } from "./backup/rig-support";
 
 const KILLS = 6;
@@ -54,7 +54,7 @@ describe("upgrade-postgres.sh killed at random moments", () => {
       const r = await runGroup("upgrade-postgres.sh", u.env, { killAtMs: at, boundMs: 600_000 });
       const last = r.output.trimEnd().split("\n").filter((l) => l.includes(" step ")).pop() ?? "";
       if (!r.killed) {
-        expect(r.code, `run after ${kills} kills (seed ${plan.seed}):\n${r.output.slice(-3000)}`).toBe(0);
+        expect(r.code, `run after ${kills} kills (replay with COOP_KILL_SEED=${BASE_SEED}):\n${r.output.slice(-3000)}`).toBe(0);
         outcomes.push(`finished before ${at} ms`);
         finished = true;
         break;
@@ -63,7 +63,7 @@ describe("upgrade-postgres.sh killed at random moments", () => {
       outcomes.push(`killed at ${at} ms in: ${last}`);
       console.log(`upgrade kill ${kills} at ${at} ms (seed ${plan.seed}): ${last}`);
       // Nothing of the killed run holds the operation's lock (processes outside the group included).
-      expect(await lockIsFree(u.rig, "upgrade-postgres"), `lock held after kill ${kills}`).toBe(true);
+      expect(await lockIsFree(u.rig, "upgrade-postgres"), `lock held after kill ${kills} at ${at} ms in: ${last} (replay with COOP_KILL_SEED=${BASE_SEED})`).toBe(true);
     }
     // The run that finished in the loop is the re-run after the last kill.
     let reruns = 1;

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BackupRig } from "../../../src/local/backup-rig";
 import { psqlAt } from "../../../src/local/postgres";
-import { converge, killPlan, runGroup, settledStrays, summary, tempLeftovers } from "./random-kills";
+import { BASE_SEED, converge, killPlan, runGroup, settledStrays, summary, tempLeftovers } from "./random-kills";
 import { TABLE_DIGESTS_SQL, lockIsFree, ok, restic, rigWithInstance, treeHashes } from "./rig-support";
 
 const KILLS = 7;
@@ -37,7 +37,7 @@ describe("backup.sh killed at random moments", () => {
       const published = latest();
       const at = plan.next(baselineMs);
       const killed = await runGroup("backup.sh", rig.env, { killAtMs: at, boundMs: 300_000 });
-      const where = `kill ${k + 1} at ${at} ms (seed ${plan.seed})`;
+      const where = `kill ${k + 1} at ${at} ms (seed ${plan.seed}; replay with COOP_KILL_SEED=${BASE_SEED})`;
       console.log(`${where}: ${killed.killed ? "killed" : `finished first (exit ${killed.code})`}; last line: ${killed.output.trimEnd().split("\n").pop()}`);
       if (!killed.killed) expect(killed.code, `${where}\n${killed.output.slice(-2000)}`).toBe(0);
 

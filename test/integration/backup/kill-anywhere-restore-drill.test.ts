@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BackupRig } from "../../../src/local/backup-rig";
 import { psqlAt } from "../../../src/local/postgres";
 import { run } from "../../../src/local/run";
-import { converge, killPlan, runGroup, settledStrays, summary, tempLeftovers } from "./random-kills";
+import { BASE_SEED, converge, killPlan, runGroup, settledStrays, summary, tempLeftovers } from "./random-kills";
 import { TABLE_DIGESTS_SQL, lockIsFree, ok, restic, rigWithInstance, treeHashes } from "./rig-support";
 
 const KILLS = 7;
@@ -60,7 +60,7 @@ describe("kills at random moments", () => {
     const reruns: number[] = [];
     for (let k = 0; k < KILLS; k++) {
       const at = plan.next(first.ms);
-      const where = `drill kill ${k + 1} at ${at} ms (seed ${plan.seed})`;
+      const where = `drill kill ${k + 1} at ${at} ms (seed ${plan.seed}; replay with COOP_KILL_SEED=${BASE_SEED})`;
       const killed = await runGroup("drill.sh", rig.env, { killAtMs: at, boundMs: 300_000 });
       console.log(`${where}: ${killed.killed ? "killed" : `finished first (exit ${killed.code})`}; last line: ${killed.output.trimEnd().split("\n").pop()}`);
       if (!killed.killed) expect(killed.code, `${where}\n${killed.output.slice(-2000)}`).toBe(0);
@@ -91,7 +91,7 @@ describe("kills at random moments", () => {
       const target = k % 2 === 0 ? "latest" : `name:${latest().restorePoint}`;
       const r = restoreAt(`restore-kill-${k}`, target);
       const at = plan.next(first.ms);
-      const where = `restore kill ${k + 1} (${target}) at ${at} ms (seed ${plan.seed})`;
+      const where = `restore kill ${k + 1} (${target}) at ${at} ms (seed ${plan.seed}; replay with COOP_KILL_SEED=${BASE_SEED})`;
       const killed = await runGroup("restore.sh", r.env, { killAtMs: at, boundMs: 300_000 });
       console.log(`${where}: ${killed.killed ? "killed" : `finished first (exit ${killed.code})`}; last line: ${killed.output.trimEnd().split("\n").pop()}`);
       if (!killed.killed) expect(killed.code, `${where}\n${killed.output.slice(-2000)}`).toBe(0);
