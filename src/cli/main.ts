@@ -7,6 +7,7 @@ const COMMANDS: Record<string, Command> = {
   behind: { summary: "how far the deployed versions are behind upstream releases", load: () => import("./behind") },
   cost: { summary: "monthly cost of a stack on Hetzner Cloud vs DigitalOcean", load: () => import("./cost") },
   "drill-report": { summary: "history of restore drills: TTR and verified counts (table, SVG)", load: () => import("./drill-report") },
+  status: { summary: "one screen from the hosts: backup, drill, WAL, disk, certificate; exit 1 if a person must act", load: () => import("./status") },
 };
 
 function usage(): string {
