@@ -5,7 +5,7 @@
 # checksums on, run by postgresql@<major>-main. The cluster is registered with its data directory as
 # /srv/postgresql/main, a symlink to the live <major>/main: PostgreSQL reports that path, which is
 # pgBackRest's pg1-path (it must match), and a major upgrade moves only the link. Settings are sized to the host; archive_mode is on from
-# creation; pg_hba admits postgres and the app's own user on the unix socket and nothing else. Redis
+# creation and archive_timeout bounds how long a commit waits to be archived; pg_hba admits postgres and the app's own user on the unix socket and nothing else. Redis
 # listens on loopback only and persists (RDB + AOF) under /srv/redis.
 #
 # Idempotent and safe to kill at any moment: a cluster whose creation was interrupted (no PG_VERSION
@@ -14,6 +14,7 @@
 # Environment (defaults in brackets):
 #   COOP_PG_VERSION [15]   COOP_APP_DB_USER [mastodon]   COOP_DB_NAME [mastodon_production]
 #   COOP_DATA_MOUNT [/srv]  COOP_SKIP_APT (1: never call apt-get)
+#   COOP_ARCHIVE_TIMEOUT [60]  seconds: the bound on how long a commit waits to reach the repository (RPO)
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

@@ -11,6 +11,9 @@ min() { if (($1 < $2)); then printf '%d' "$1"; else printf '%d' "$2"; fi; }
 # render_pg_settings MEM_MB CORES: a conf.d drop-in. archive_mode is on from creation, so turning WAL
 # archiving on later (install-backup.sh sets archive_command) needs a reload, never a restart; with an
 # empty archive_command PostgreSQL keeps the WAL until one is set.
+# archive_timeout bounds the RPO: a commit reaches the repository within COOP_ARCHIVE_TIMEOUT seconds
+# (60) plus one push, however quiet the instance (a segment is switched only when it holds writes, so an
+# idle cluster archives nothing); each switch costs at most one 16 MiB segment, compressed in the repository.
 render_pg_settings() {
   local mem=$1 cores=$2
   cat <<CONF
@@ -34,6 +37,7 @@ checkpoint_timeout = 15min
 checkpoint_completion_target = 0.9
 max_wal_senders = 10
 archive_mode = on
+archive_timeout = ${COOP_ARCHIVE_TIMEOUT:-60}s
 CONF
 }
 

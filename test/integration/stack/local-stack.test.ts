@@ -208,6 +208,8 @@ describe("pulumi up of the local stack from nothing (real engine, real machines)
     const secret = ssh(PRIMARY, keys.primary, "sudo sed -n 's/^SECRET_KEY_BASE=//p' /home/mastodon/shared/.env.production").out.trim();
     expect(secret).toMatch(/^[0-9a-f]{128}$/);
     instanceSecret = secret;
+    // Web push keys too (test/integration/app-secrets.test.ts checks they are a pair).
+    expect(ssh(PRIMARY, keys.primary, "sudo grep -cE '^VAPID_(PRIVATE|PUBLIC)_KEY=.+' /home/mastodon/shared/.env.production").out.trim()).toBe("2");
     // The owner account from adminEmail (ops@social.coop.test → ops), its password in a root-only file.
     expect(ssh(PRIMARY, keys.primary, "sudo stat -c '%a %U' /etc/coop/admin-password").out.trim()).toBe("600 root");
     const admin = ssh(PRIMARY, keys.primary, "sudo cat /etc/coop/admin-password").out;
@@ -272,6 +274,38 @@ describe("pulumi up of the local stack from nothing (real engine, real machines)
     expect(JSON.parse(String(out.lastDrill.value))).toMatchObject({ ok: true, finishedAt: (result as unknown as { finishedAt: string }).finishedAt });
     log(`drill on the secondary: ${JSON.stringify(result.ttrSeconds)}`);
   });
+
+  it("a commit on an otherwise idle primary reaches the secondary's repository within archive_timeout (the RPO bound)", async () => {
+    const keys = await hostKeys();
+    const bound = 60;
+    const psql = (sql: string) => ssh(PRIMARY, keys.primary, `sudo -u postgres psql -X -A -t -d postgres -c "${sql}"`);
+    expect(psql("select setting || unit from pg_settings where name = 'archive_timeout'").out.trim()).toBe(`${bound}s`);
+    // Let the cluster fall idle: what is pending now is archived at the next switch, and the probe's own
+    // segment must then be switched by the timeout alone, not by other writes.
+    expect(psql("select pg_switch_wal()").code).toBe(0);
+    await new Promise((r) => setTimeout(r, 3_000));
+    expect(psql("create table if not exists rpo_probe (at timestamptz); insert into rpo_probe values (now())").code).toBe(0);
+    const committed = Date.now();
+    // After the commit (a separate call: in the same transaction the records are not written yet, and
+    // an LSN on the segment boundary names the segment before it).
+    const wrote = psql("select pg_walfile_name(pg_current_wal_insert_lsn())");
+    const segment = wrote.out.trim();
+    expect(segment, wrote.out).toMatch(/^[0-9A-F]{24}$/);
+    let seconds = -1;
+    while (Date.now() - committed < (bound + 30) * 1000) {
+      const found = ssh(SECONDARY, keys.secondary, `sudo find /srv/backup/pgbackrest/archive -name '${segment}-*' -print -quit`);
+      if (found.out.trim() !== "") {
+        seconds = (Date.now() - committed) / 1000;
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 2_000));
+    }
+    log(`RPO bound: a commit on an idle primary reached the secondary's repository after ${seconds.toFixed(1)} s (archive_timeout ${bound} s)`);
+    expect(seconds, `segment ${segment} never reached /srv/backup/pgbackrest/archive on the secondary`).toBeGreaterThan(0);
+    // archive_timeout, one asynchronous push over SSH, and this test's 2 s poll.
+    expect(seconds).toBeLessThanOrEqual(bound + 15);
+    expect(psql("drop table rpo_probe").code).toBe(0);
+  }, 3 * MINUTE);
 
   it("the firewall lets in only 22, 80 and 443, proven with packets from another namespace", async () => {
     const keys = await hostKeys();
