@@ -90,8 +90,11 @@ make_layout() {
   install -d -m 0755 -o "${COOP_APP_USER}" -g "${COOP_APP_USER}" "${SHARED}/public/system"
   # live -> current: Mastodon's paths (/home/mastodon/live/...) stay valid across releases.
   [[ -L "${COOP_APP_ROOT}/live" ]] || { as_app ln -sfn current "${COOP_APP_ROOT}/live.tmp" && mv -Tf "${COOP_APP_ROOT}/live.tmp" "${COOP_APP_ROOT}/live"; }
-  if [[ ! -f "${SHARED}/.env.production" ]]; then
-    render_instance_env "${COOP_DOMAIN}" | put_file "${SHARED}/.env.production" 0600 "${COOP_APP_USER}" "${COOP_APP_USER}"
+  if [[ -n "$(missing_instance_secrets "${SHARED}/.env.production")" ]]; then
+    # Rendered whole before it is written: a renderer that fails half-way must not replace the file.
+    local env_file
+    env_file=$(render_instance_env "${COOP_DOMAIN}" "${SHARED}/.env.production")
+    printf '%s\n' "${env_file}" | put_file "${SHARED}/.env.production" 0600 "${COOP_APP_USER}" "${COOP_APP_USER}"
   fi
 }
 

@@ -87,18 +87,69 @@ SITE
 SITE
 }
 
-# render_instance_env DOMAIN: the .env.production of a new instance. Its secrets are born here, on the
-# host (DESIGN 17): never in Pulumi's state, carried only by the encrypted backup.
+# The instance's own secrets (DESIGN 17), born here on the host: never in Pulumi's state, carried only by
+# the encrypted backup. A restored .env.production keeps its own; one from an older deploy gains those it
+# lacks (VAPID keys came later), so existing sessions, 2FA and push subscriptions stay valid.
+readonly INSTANCE_SECRETS=(SECRET_KEY_BASE OTP_SECRET ACTIVE_RECORD_ENCRYPTION_DETERMINISTIC_KEY
+  ACTIVE_RECORD_ENCRYPTION_KEY_DERIVATION_SALT ACTIVE_RECORD_ENCRYPTION_PRIMARY_KEY VAPID_PRIVATE_KEY VAPID_PUBLIC_KEY)
+
+# b64url: base64 with the URL-safe alphabet and padding, as Ruby's Base64.urlsafe_encode64 writes it.
+b64url() { base64 -w0 | tr '+/' '-_'; }
+
+# render_vapid_keys: a web push key pair as Mastodon's `mastodon:webpush:generate_vapid_key` prints it:
+# the P-256 private scalar (32 bytes) and the uncompressed public point (65 bytes), URL-safe base64.
+# They are cut from the key's SEC1 DER, whose layout for P-256 is fixed (scalar at 7, point at the end).
+render_vapid_keys() {
+  local der
+  der=$(mktemp)
+  openssl ecparam -name prime256v1 -genkey -noout -outform DER >"${der}"
+  if [[ "$(stat -c %s "${der}")" != 121 ]]; then
+    rm -f "${der}"
+    die "openssl made a P-256 key of an unexpected shape; VAPID keys not written"
+  fi
+  printf 'VAPID_PRIVATE_KEY=%s\n' "$(dd if="${der}" bs=1 skip=7 count=32 status=none | b64url)"
+  printf 'VAPID_PUBLIC_KEY=%s\n' "$(tail -c 65 "${der}" | b64url)"
+  rm -f "${der}"
+}
+
+# render_instance_secret NAME: a new value for one secret (the VAPID pair comes from render_vapid_keys).
+render_instance_secret() {
+  case "$1" in
+    SECRET_KEY_BASE | OTP_SECRET) printf '%s=%s\n' "$1" "$(openssl rand -hex 64)" ;;
+    ACTIVE_RECORD_ENCRYPTION_*) printf '%s=%s\n' "$1" "$(openssl rand -base64 24 | tr -d '=+/')" ;;
+    *) die "no generator for instance secret $1" ;;
+  esac
+}
+
+# missing_instance_secrets ENV_FILE: the names ENV_FILE lacks, one a line (all of them if it is absent).
+missing_instance_secrets() {
+  local name
+  for name in "${INSTANCE_SECRETS[@]}"; do
+    grep -Eq "^${name}=.+" "$1" 2>/dev/null || printf '%s\n' "${name}"
+  done
+}
+
+# render_instance_env DOMAIN ENV_FILE: ENV_FILE as it is (or a new one's header) plus every secret it lacks.
+# A half VAPID pair is useless: both keys are then made again together.
 render_instance_env() {
-  local domain=$1
-  cat <<ENV
-# Made once by scripts/deploy-app.sh on $(date -u +%Y-%m-%d); the backup carries it (it holds the
-# instance's own keys). Settings that come from stack config are in .env.coop, rewritten on every deploy.
+  local domain=$1 file=$2 name
+  local -a missing
+  mapfile -t missing < <(missing_instance_secrets "${file}")
+  local vapid=""
+  [[ " ${missing[*]} " == *" VAPID_"* ]] && vapid=1
+  if [[ ! -f "${file}" ]]; then
+    cat <<ENV
+# Made by scripts/deploy-app.sh on $(date -u +%Y-%m-%d); the backup carries it (it holds the instance's
+# own keys). Settings that come from stack config are in .env.coop, rewritten on every deploy.
 LOCAL_DOMAIN=${domain}
-SECRET_KEY_BASE=$(openssl rand -hex 64)
-OTP_SECRET=$(openssl rand -hex 64)
-ACTIVE_RECORD_ENCRYPTION_DETERMINISTIC_KEY=$(openssl rand -base64 24 | tr -d '=+/')
-ACTIVE_RECORD_ENCRYPTION_KEY_DERIVATION_SALT=$(openssl rand -base64 24 | tr -d '=+/')
-ACTIVE_RECORD_ENCRYPTION_PRIMARY_KEY=$(openssl rand -base64 24 | tr -d '=+/')
 ENV
+  elif [[ -n "${vapid}" ]]; then
+    grep -Ev '^VAPID_(PRIVATE|PUBLIC)_KEY=' "${file}" || true
+  else
+    cat "${file}"
+  fi
+  for name in "${missing[@]}"; do
+    [[ "${name}" == VAPID_* ]] || render_instance_secret "${name}"
+  done
+  [[ -z "${vapid}" ]] || render_vapid_keys
 }

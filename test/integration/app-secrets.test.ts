@@ -1,0 +1,84 @@
+// The instance's own secrets as deploy-app.sh makes them on the host (scripts/lib/app-site.sh): every
+// one present, the VAPID pair a real P-256 key pair in Mastodon's encoding, and a file that already has
+// some (restored, or from an older deploy) keeps them and gains only what it lacks.
+import { createECDH } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { makeTempDir, run, type TempDir } from "../../src/local";
+
+const LIB = resolve(__dirname, "../../scripts/lib");
+let tmp: TempDir;
+beforeEach(() => {
+  tmp = makeTempDir("app-secrets");
+});
+afterEach(() => tmp.remove());
+
+/** render_instance_env for `file`, as deploy-app.sh calls it. */
+async function render(file: string): Promise<string> {
+  const r = await run("bash", ["-c", `set -euo pipefail; source "${LIB}/common.sh"; source "${LIB}/app-site.sh"; render_instance_env social.coop.test "$1"`, "render", file]);
+  return r.stdout;
+}
+
+function parse(env: string): Record<string, string> {
+  return Object.fromEntries(env.split("\n").filter((l) => /^[A-Z_]+=/.test(l)).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
+}
+
+/** Ruby's Base64.urlsafe_decode64, which Mastodon's web push uses. */
+const fromB64url = (s: string) => Buffer.from(s.replace(/-/g, "+").replace(/_/g, "/"), "base64");
+
+describe("the instance's own secrets", () => {
+  it("a new .env.production has every secret, and the VAPID keys are a P-256 pair as Mastodon encodes it", async () => {
+    const env = parse(await render(join(tmp.path, "absent")));
+    expect(env.LOCAL_DOMAIN).toBe("social.coop.test");
+    expect(env.SECRET_KEY_BASE).toMatch(/^[0-9a-f]{128}$/);
+    expect(env.OTP_SECRET).toMatch(/^[0-9a-f]{128}$/);
+    for (const k of ["ACTIVE_RECORD_ENCRYPTION_DETERMINISTIC_KEY", "ACTIVE_RECORD_ENCRYPTION_KEY_DERIVATION_SALT", "ACTIVE_RECORD_ENCRYPTION_PRIMARY_KEY"]) {
+      expect(env[k], k).toMatch(/^[A-Za-z0-9]{20,}$/);
+    }
+    // URL-safe base64 with padding: 44 characters for the 32-byte scalar, 88 for the 65-byte point.
+    expect(env.VAPID_PRIVATE_KEY).toMatch(/^[A-Za-z0-9_-]{43}=$/);
+    expect(env.VAPID_PUBLIC_KEY).toMatch(/^[A-Za-z0-9_-]{87}=$/);
+    const priv = fromB64url(env.VAPID_PRIVATE_KEY);
+    const pub = fromB64url(env.VAPID_PUBLIC_KEY);
+    expect(priv.length).toBe(32);
+    expect(pub[0]).toBe(0x04);
+    // The public key is the private scalar times the curve's generator: the pair belongs together.
+    const ecdh = createECDH("prime256v1");
+    ecdh.setPrivateKey(priv);
+    expect(ecdh.getPublicKey().equals(pub)).toBe(true);
+  });
+
+  it("two instances never share a secret", async () => {
+    const a = parse(await render(join(tmp.path, "a")));
+    const b = parse(await render(join(tmp.path, "b")));
+    for (const k of Object.keys(a).filter((k) => k !== "LOCAL_DOMAIN")) expect(a[k], k).not.toBe(b[k]);
+  });
+
+  it("a file from an older deploy keeps its secrets and gains only the VAPID pair; a complete one is unchanged", async () => {
+    const older = join(tmp.path, ".env.production");
+    const full = await render(join(tmp.path, "absent"));
+    writeFileSync(older, full.split("\n").filter((l) => !l.startsWith("VAPID_")).join("\n"));
+    const kept = parse(readFileSync(older, "utf8"));
+    const upgraded = await render(older);
+    const env = parse(upgraded);
+    for (const [k, v] of Object.entries(kept)) expect(env[k], k).toBe(v);
+    expect(Object.keys(env).filter((k) => !(k in kept)).sort()).toEqual(["VAPID_PRIVATE_KEY", "VAPID_PUBLIC_KEY"]);
+    writeFileSync(older, upgraded);
+    expect(await render(older)).toBe(upgraded);
+  });
+
+  it("a half VAPID pair is replaced by a whole new one, never duplicated", async () => {
+    const half = join(tmp.path, ".env.production");
+    const full = parse(await render(join(tmp.path, "absent")));
+    writeFileSync(half, Object.entries(full).filter(([k]) => k !== "VAPID_PUBLIC_KEY").map(([k, v]) => `${k}=${v}`).join("\n") + "\n");
+    const out = await render(half);
+    expect(out.split("\n").filter((l) => l.startsWith("VAPID_PRIVATE_KEY=")).length).toBe(1);
+    const env = parse(out);
+    expect(env.VAPID_PRIVATE_KEY).not.toBe(full.VAPID_PRIVATE_KEY);
+    const ecdh = createECDH("prime256v1");
+    ecdh.setPrivateKey(fromB64url(env.VAPID_PRIVATE_KEY));
+    expect(ecdh.getPublicKey().equals(fromB64url(env.VAPID_PUBLIC_KEY))).toBe(true);
+    expect(env.SECRET_KEY_BASE).toBe(full.SECRET_KEY_BASE);
+  });
+});
