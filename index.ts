@@ -1,9 +1,11 @@
 // social.coop: stack config → hosts → DNS → backups → upgrades → stack outputs.
+import * as pulumi from "@pulumi/pulumi";
 import { loadStackConfig } from "./config";
 import { Backup } from "./components/backup";
 import { Database, PG_DATA_LINK } from "./components/database";
 import { FIXTURE_UPGRADE_PARAMS, MastodonApp, tlsArgs } from "./components/mastodon";
 import { Providers } from "./components/providers";
+import { Restore, restoreKey } from "./components/restore";
 import { declareHosts } from "./components/stack-hosts";
 import { declareNames } from "./components/stack-names";
 import { Upgrade } from "./components/upgrade";
@@ -24,10 +26,13 @@ const names = declareNames(cfg, stackHosts, providers);
 const app = appHost ?? (primary as NonNullable<typeof primary>);
 const database = new Database(`${cfg.stackName}-database`, { connection: app.connection, scripts: app.scripts, pgVersion: cfg.versions.postgres });
 const tls = tlsArgs(cfg);
-const instance = new MastodonApp(`${cfg.stackName}-app`, {
-  flavor, tag: hops[hops.length - 1].tag, domain: names[0], connection: app.connection, scripts: app.scripts,
-  adminEmail: cfg.adminEmail, fixture: local, tls, after: [database.installed],
-});
+
+// Backups install after the app's first deploy. With `restore` set, the primary is filled from the
+// backups before that deploy instead: the backup configs go on first (they reach the repositories), and
+// only the first backup waits for the deploy. The deploy is declared after Backup: a promise hands it over.
+let deployedForBackup: (deployed: pulumi.Resource) => void = () => undefined;
+const deployed = new Promise<pulumi.Resource>((resolve) => (deployedForBackup = resolve));
+const restoring = cfg.restore ? { key: restoreKey(cfg.restore), after: [deployed] } : undefined;
 
 // The backup repository lives on the secondary, so only stacks with one back up (and drill) here.
 const backup =
@@ -41,9 +46,24 @@ const backup =
         pgbackrestCipherPass: cfg.secrets.pgbackrestCipherPass,
         s3SecretAccessKey: cfg.secrets.s3SecretAccessKey,
         pgData: PG_DATA_LINK,
-        after: [database.installed, instance.deployed],
+        after: restoring ? [database.installed] : [database.installed, deployed],
+        restoring,
       })
     : undefined;
+
+const restore =
+  cfg.restore && primary
+    ? new Restore(`${cfg.stackName}-restore`, {
+        connection: primary.connection, scripts: primary.scripts, restore: cfg.restore, pgVersion: cfg.versions.postgres,
+        pgDataLink: PG_DATA_LINK, after: [database.installed, ...(backup?.installs ?? [])],
+      })
+    : undefined;
+
+const instance = new MastodonApp(`${cfg.stackName}-app`, {
+  flavor, tag: hops[hops.length - 1].tag, domain: names[0], connection: app.connection, scripts: app.scripts,
+  adminEmail: cfg.adminEmail, fixture: local, tls, after: [database.installed, ...(restore ? [restore.done] : [])],
+});
+deployedForBackup(instance.deployed);
 
 // Local stacks run the fixture app: one hop to versions.fixture (its releases are not Mastodon's series).
 const upgrade = new Upgrade(`${cfg.stackName}-upgrade`, {

@@ -34,7 +34,12 @@ export interface BackupArgs {
   /** The database host's data directory (pgBackRest's pg1-path). */
   readonly pgData: string;
   /** What must be installed first on the database host (the Database component). */
-  readonly after?: pulumi.Resource[];
+  readonly after?: pulumi.Input<pulumi.Resource>[];
+  /**
+   * A restore onto a new primary (components/restore.ts): the first backup waits for the restored
+   * instance's deploy and is a full one (a new timeline starts a new chain), and the drill runs again.
+   */
+  readonly restoring?: { readonly key: string; readonly after: pulumi.Input<pulumi.Resource>[] };
 }
 
 /** The problems of a BackupArgs, each naming the fields involved; empty when it is usable. */
@@ -78,6 +83,9 @@ export const DRILL_RESULT_COMMAND = "sudo cat /var/lib/coop/drills/last.json";
 
 /** A first backup, so that the first drill has something to restore; later ones come from the timers. */
 export const INITIAL_BACKUP_COMMAND = DRILL_COMMAND.replace(/coop-drill/g, "coop-backup");
+
+/** After a restore: a full backup through the weekly full backup's unit. */
+export const FULL_BACKUP_COMMAND = DRILL_COMMAND.replace(/coop-drill/g, "coop-backup-full");
 
 /**
  * The delete command of an install: `install-backup.sh --uninstall` from the installed scripts (the
@@ -148,7 +156,7 @@ export class Backup extends pulumi.ComponentResource {
       role: string,
       host: BackupHost,
       params: ScriptParams,
-      dependsOn: pulumi.Resource[],
+      dependsOn: pulumi.Input<pulumi.Resource>[],
     ): command.remote.Command => {
       const environment = scriptEnvironment({ ...common, ...params, installId: installId(installTriggers) });
       return new command.remote.Command(
@@ -185,14 +193,21 @@ export class Backup extends pulumi.ComponentResource {
       [repoInstall, dbInstall],
     );
 
+    const restoring = args.restoring;
     const initialBackup = new command.remote.Command(
       `${name}-initial-backup`,
-      // No triggers: it runs when first created; the timers take over from there.
-      { connection: args.db.connection, create: INITIAL_BACKUP_COMMAND, logging: "stdoutAndStderr", addPreviousOutputInEnv: false },
-      { parent: this, dependsOn: [dbInstall, repoTrust] },
+      // No triggers but a restore's: it runs when first created (and on a new host); the timers take over from there.
+      {
+        connection: args.db.connection,
+        create: restoring ? FULL_BACKUP_COMMAND : INITIAL_BACKUP_COMMAND,
+        logging: "stdoutAndStderr",
+        addPreviousOutputInEnv: false,
+        ...(restoring ? { triggers: [restoring.key] } : {}),
+      },
+      { parent: this, dependsOn: [dbInstall, repoTrust, ...(restoring?.after ?? [])] },
     );
 
-    const drillTriggers = [scriptsHash(["drill.sh", "backup.sh"]), installHash, settings];
+    const drillTriggers = [scriptsHash(["drill.sh", "backup.sh"]), installHash, settings, ...(restoring ? [restoring.key] : [])];
     this.drill = new command.remote.Command(
       `${name}-drill`,
       {

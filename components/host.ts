@@ -109,10 +109,13 @@ export class Host extends pulumi.ComponentResource {
     );
     // Changing user-data or keys would replace the server (and its local disk); they apply at creation only.
     const childOpts: pulumi.CustomResourceOptions = { parent: this };
+    // A replaced server is a lost one (docs/runbooks/restore.md): the old goes first, so that the new
+    // can take its name and there is never a second primary.
     const serverOpts: pulumi.CustomResourceOptions = {
       parent: this,
       protect: args.protect,
       ignoreChanges: ["userData", "sshKeys", "image"],
+      deleteBeforeReplace: true,
     };
     const volumeOpts: pulumi.CustomResourceOptions = { parent: this, protect: args.protect };
     const machine =

@@ -95,6 +95,7 @@ export function localMachine(name: string, args: LocalMachineArgs, parent: pulum
     },
     // As on the clouds, user-data applies when the machine is created; later key changes reach it
     // through the Host's authorized-keys hook instead of a rebuild.
-    { parent, dependsOn: [args.network.ready], ignoreChanges: ["environment.COOP_USER_DATA"] },
+    // Replaced (a lost machine, docs/runbooks/restore.md): the old one goes first, as the new takes its name.
+    { parent, dependsOn: [args.network.ready], ignoreChanges: ["environment.COOP_USER_DATA"], deleteBeforeReplace: true },
   );
 }

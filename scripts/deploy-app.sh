@@ -109,9 +109,17 @@ first_release() {
   app_fetch "${COOP_TARGET_TAG}"
   chown -R "${COOP_APP_USER}:${COOP_APP_USER}" "$(release_dir "${COOP_TARGET_TAG}")"
   app_build "${COOP_TARGET_TAG}"
-  # Only an instance born here gets an owner account made for it (an imported one has its own): the
-  # mark is set before the schema is loaded, so a kill in between still leaves it.
-  touch "${COOP_STATE_DIR}/deploy-app.admin-pending"
+  # Only an instance born here gets an owner account made for it (one restored or imported has its own,
+  # and a password reset would lock its owner out): the mark is set while the database is still empty,
+  # before the schema is loaded, so a kill in between still leaves it.
+  local tables
+  tables=$(pg_sql "select count(*) from information_schema.tables where table_schema = 'public'") ||
+    die "cannot read ${COOP_DB_NAME}: install-database.sh must run first"
+  if ((tables == 0)); then
+    touch "${COOP_STATE_DIR}/deploy-app.admin-pending"
+  else
+    log_info "${COOP_DB_NAME} already holds ${tables} tables (a restored or imported instance): no owner account is made"
+  fi
   # A new instance gets every migration at once (there is no old release serving during it).
   app_migrate_post "${COOP_TARGET_TAG}"
   release_switch "${COOP_TARGET_TAG}"

@@ -86,8 +86,8 @@ export function parseStackConfig(raw: RawStackConfig, opts: ParseOptions = {}): 
   // The rules across keys run on every section that parsed, so that (say) an upgrade path off the
   // catalog is reported together with a typo in the domain, not after it is fixed.
   const valid = parsed.success ? parsed.data : validSections(plain);
-  const { hosts, versions, stackRole, domain, sshKeys, tls } = valid;
-  if (hosts && versions && stackRole && domain) problems.push(...crossFieldProblems({ hosts, versions, stackRole, domain, tls }, raw.stackName));
+  const { hosts, versions, stackRole, domain, sshKeys, tls, restore, backup } = valid;
+  if (hosts && versions && stackRole && domain) problems.push(...crossFieldProblems({ hosts, versions, stackRole, domain, tls, restore, backup }, raw.stackName));
   if (sshKeys) problems.push(...sshKeyProblems(sshKeys, raw));
   let upgrade: UpgradePlan | undefined;
   if (hosts && versions) {
@@ -189,7 +189,7 @@ function fromZodIssue(issue: z.core.$ZodIssue, root: unknown, secretKeys: Readon
 }
 
 /** What the rules across keys read. */
-export type CrossFieldInput = Pick<PlainConfig, "hosts" | "versions" | "stackRole" | "domain"> & Partial<Pick<PlainConfig, "tls">>;
+export type CrossFieldInput = Pick<PlainConfig, "hosts" | "versions" | "stackRole" | "domain"> & Partial<Pick<PlainConfig, "tls" | "restore" | "backup">>;
 
 function hostsOf(cfg: Pick<PlainConfig, "hosts">): [HostName, HostConfig][] {
   const hosts: [HostName, HostConfig][] = [["primary", cfg.hosts.primary]];
@@ -371,6 +371,15 @@ export function crossFieldProblems(cfg: CrossFieldInput, stackName: string): Con
     if (where.has(role) && !cfg.versions[app]) {
       out.push(problem(["versions", app], `is missing: hosts.${where.get(role)} has role "${role}"`, setFix(["versions", app])));
     }
+  }
+
+  if (cfg.restore?.from === "secondary" && !cfg.hosts.secondary) {
+    out.push(problem(["restore", "from"], `is "secondary" but this stack has no hosts.secondary holding the repository`, "pulumi config set --path 'restore.from' s3"));
+  }
+  if (cfg.restore?.from === "s3") {
+    // Refused here, before the lost primary is replaced, rather than by the host script after it.
+    const why = cfg.backup?.s3 ? "restoring from S3 alone is not built into `pulumi up` yet: follow docs/runbooks/s3.md" : "backup.s3 is not set: there is no S3 repository to restore from";
+    out.push(problem(["restore", "from"], `is "s3" but ${why}`, "pulumi config set --path 'restore.from' secondary"));
   }
 
   if ((["prod", "alpha", "town"] as const).some((r) => r === stackName) && stackName !== cfg.stackRole) {

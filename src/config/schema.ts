@@ -129,6 +129,22 @@ export const tlsSchema = z.strictObject({
 });
 export type TlsConfig = z.infer<typeof tlsSchema>;
 
+/**
+ * Bring the instance back from its backups onto a new primary (docs/runbooks/restore.md): set while the
+ * primary is replaced, removed once it serves. `from` is the repository to read, `target` how far to replay.
+ */
+export const restoreSchema = z.strictObject({
+  /** "secondary": the repository host; "s3": when the secondary is gone too. */
+  from: z.enum(["secondary", "s3"]),
+  target: z
+    .string()
+    .regex(/^(latest|time:\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\+00|name:[A-Za-z0-9_.:-]+)$/, {
+      error: 'expected "latest", "time:YYYY-MM-DD HH:MM:SS+00" or "name:<restore point>"',
+    })
+    .default("latest"),
+});
+export type RestoreConfig = z.infer<typeof restoreSchema>;
+
 export const plainConfigSchema = z.strictObject({
   stackRole: z.enum(STACK_ROLES),
   domain: z.string().regex(DOMAIN, { error: "expected a lower-case domain name like social.coop (no scheme, no trailing dot)" }),
@@ -145,11 +161,12 @@ export const plainConfigSchema = z.strictObject({
   backup: backupSchema.default({ fullEveryDays: 7, retentionFull: 4, drillMaxAgeHours: 26, dailyAt: "03:15", drillAt: "05:30" }),
   localCloud: localCloudSchema.default({ network: "coop-local", subnet4: "10.231.7.0/24", subnet6: "fd42:231:7::/64" }),
   tls: tlsSchema.default({ acmeServer: LETS_ENCRYPT }),
+  restore: restoreSchema.optional(),
 });
 export type PlainConfig = z.infer<typeof plainConfigSchema>;
 
 /** Keys whose value Pulumi hands over as a JSON document (set with `--path` or as YAML maps). */
-export const OBJECT_KEYS: ReadonlySet<string> = new Set(["sshKeys", "hosts", "versions", "backup", "localCloud", "tls"]);
+export const OBJECT_KEYS: ReadonlySet<string> = new Set(["sshKeys", "hosts", "versions", "backup", "localCloud", "tls", "restore"]);
 
 /**
  * An example value per key path, used to write the fix into every error message.
@@ -190,6 +207,9 @@ export const EXAMPLES: Record<string, string> = {
   "localCloud.subnet4": "10.231.7.0/24",
   "localCloud.subnet6": "fd42:231:7::/64",
   "tls.acmeServer": LETS_ENCRYPT,
+  restore: '{"from": "secondary"}',
+  "restore.from": "secondary",
+  "restore.target": "latest",
 };
 
 /**

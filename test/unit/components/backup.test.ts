@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DRILL_COMMAND, backupArgsProblems, installId, parsePeerKeys, uninstallCommand } from "../../../components/backup";
+import { DRILL_COMMAND, FULL_BACKUP_COMMAND, INITIAL_BACKUP_COMMAND, backupArgsProblems, installId, parsePeerKeys, uninstallCommand } from "../../../components/backup";
 import { SCRIPTS_DIR, envName, folderHash, scriptClosure, scriptEnvironment, scriptsHash, sudoScript } from "../../../components/lib/script";
 import { ConfigError } from "../../../src/config/problems";
 import { parseStackConfig } from "../../../src/config/parse";
@@ -28,8 +28,10 @@ let prod: OfflineRun;
 let prodAgain: OfflineRun;
 let s3: OfflineRun;
 let alpha: OfflineRun;
+let restoring: OfflineRun;
 
 beforeAll(async () => {
+  restoring = await planFor({ ...prodConfig(), restore: { from: "secondary" } });
   prod = await planFor(prodConfig());
   prodAgain = await planFor(prodConfig());
   s3 = await planFor(prodWithS3());
@@ -93,6 +95,23 @@ describe("Backup component resources", () => {
     expect(one(prod, COMMAND, "prod-backup-db-install").dependsOn).toEqual(expect.arrayContaining(["prod-primary-scripts", "prod-backup-repo-install"]));
     expect(one(prod, COMMAND, "prod-backup-repo-trust").dependsOn).toEqual(expect.arrayContaining(["prod-backup-repo-install", "prod-backup-db-install"]));
     expect(one(prod, COMMAND, "prod-backup-repo-install").dependsOn).toContain("prod-secondary-scripts");
+  });
+
+  it("with restore.from set, the order is: database, backup configs, restore, deploy, a full first backup, the drill (the wiring; restore-stack.test.ts is the proof)", () => {
+    expect(prod.resources.some((r) => r.name === "prod-restore-restore")).toBe(false);
+    const restore = one(restoring, COMMAND, "prod-restore-restore");
+    expect(restore.dependsOn).toEqual(expect.arrayContaining(["prod-database-install", "prod-backup-db-install", "prod-backup-repo-trust"]));
+    expect(env(restore)).toMatchObject({ COOP_RESTORE_FROM: "secondary", COOP_RESTORE_TARGET: "latest", COOP_PG_DATA_LINK: "/srv/postgresql/main" });
+    expect(one(restoring, COMMAND, "prod-app-deploy").dependsOn).toContain("prod-restore-restore");
+    // The backup configs no longer wait for the deploy (the restore needs them first); the first backup does.
+    expect(one(restoring, COMMAND, "prod-backup-db-install").dependsOn).not.toContain("prod-app-deploy");
+    expect(one(prod, COMMAND, "prod-backup-db-install").dependsOn).toContain("prod-app-deploy");
+    const first = one(restoring, COMMAND, "prod-backup-initial-backup");
+    expect(first.dependsOn).toContain("prod-app-deploy");
+    expect(first.inputs.create).toBe(FULL_BACKUP_COMMAND);
+    expect(one(prod, COMMAND, "prod-backup-initial-backup").inputs.create).toBe(INITIAL_BACKUP_COMMAND);
+    // The drill runs again for a restore: its triggers carry the restore's key.
+    expect(JSON.stringify(one(restoring, COMMAND, "prod-backup-drill").inputs.triggers)).toContain("secondary:latest");
   });
 
   it("a stack without a secondary (alpha) declares no backup", () => {

@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
+# Brings the instance back onto a new primary from its backups (docs/runbooks/restore.md): the database
+# to the chosen target (PITR), the media, `.env.production` with the instance's own secrets, the nginx
+# and certificate folders, and the Redis data; then PostgreSQL runs as its service with WAL archiving on
+# again. The Restore component runs it during `pulumi up` with `restore.from` set, after install-database.sh
+# and install-backup.sh (which gave this host the repositories' configs) and before deploy-app.sh.
+#
+# Only onto a new primary: it refuses a host whose database holds any table, unless the interrupted run
+# it resumes is its own. Idempotent and resumable (named steps); once done it records the run key and a
+# re-run changes nothing.
+#
+# Usage: restore-instance.sh [--help]
+# Environment (defaults in brackets), besides scripts/lib/pg.sh's and files.sh's:
+#   COOP_BACKUP_ENV_FILE [/etc/coop/backup.env]   what install-backup.sh wrote for this host (db side)
+#   COOP_RESTORE_FROM [secondary]    secondary | s3 (not built yet: refused)
+#   COOP_RESTORE_TARGET [latest]     latest | time:<YYYY-MM-DD HH:MM:SS+00> | name:<restore point>
+#   COOP_PG_VERSION [15]   COOP_PG_DATA_LINK [/srv/postgresql/main]   COOP_REDIS_DIR [/srv/redis]
+#   COOP_APP_USER [mastodon]   COOP_APP_ROOT [/home/mastodon]
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+readonly SCRIPT_DIR
+# shellcheck source=lib/common.sh
+source "${SCRIPT_DIR}/lib/common.sh"
+# shellcheck source=lib/pg.sh
+source "${SCRIPT_DIR}/lib/pg.sh"
+# shellcheck source=lib/redis-load.sh
+source "${SCRIPT_DIR}/lib/redis-load.sh"
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+
+env_defaults() {
+  COOP_BACKUP_ENV_FILE="${COOP_BACKUP_ENV_FILE:-/etc/coop/backup.env}"
+  [[ -f "${COOP_BACKUP_ENV_FILE}" ]] || die "${COOP_BACKUP_ENV_FILE} is missing: install-backup.sh (db side) must run on this host first"
+  set -a
+  # shellcheck disable=SC1090
+  source "${COOP_BACKUP_ENV_FILE}"
+  set +a
+  COOP_RESTORE_FROM="${COOP_RESTORE_FROM:-secondary}"
+  COOP_RESTORE_TARGET="${COOP_RESTORE_TARGET:-latest}"
+  case "${COOP_RESTORE_FROM}" in
+    secondary) ;;
+    s3) die "COOP_RESTORE_FROM=s3: restoring from S3 alone is not built yet (issue 19); restore from the secondary, or follow docs/runbooks/s3.md" ;;
+    *) die "COOP_RESTORE_FROM must be secondary or s3 (found '${COOP_RESTORE_FROM}')" ;;
+  esac
+  COOP_PG_VERSION="${COOP_PG_VERSION:-15}"
+  COOP_PG_DATA_LINK="${COOP_PG_DATA_LINK:-/srv/postgresql/main}"
+  COOP_REDIS_DIR="${COOP_REDIS_DIR:-/srv/redis}"
+  COOP_APP_USER="${COOP_APP_USER:-mastodon}"
+  COOP_APP_ROOT="${COOP_APP_ROOT:-/home/mastodon}"
+  pg_env_defaults
+  PG_UNIT="postgresql@${COOP_PG_VERSION}-main"
+  PG_LOG="/var/log/postgresql/postgresql-${COOP_PG_VERSION}-main.log"
+  DONE_MARK="${COOP_STATE_DIR}/restore-instance.done"
+  RUN_KEY="${COOP_RESTORE_FROM}:${COOP_RESTORE_TARGET}"
+}
+
+# The cluster's data directory as the layout has it (the link's target): restore.sh restores into it.
+data_dir() { readlink -f -- "${COOP_PG_DATA_LINK}"; }
+
+# A database with tables is an instance's: never restore over it. A re-run after `clear` finds the
+# cluster stopped and skips this step (it is recorded done).
+preflight() {
+  local tables
+  [[ -d "$(data_dir)" ]] || die "${COOP_PG_DATA_LINK} does not lead to a cluster: install-database.sh must run on this host first"
+  tables=$(pg_sql "select count(*) from information_schema.tables where table_schema = 'public'" 2>/dev/null) ||
+    die "cannot read ${COOP_DB_NAME} on this host (is ${PG_UNIT} running?)"
+  ((tables == 0)) ||
+    die "${COOP_DB_NAME} on this host holds ${tables} tables: restore-instance.sh restores only onto a new primary; to go back in time on this one, follow docs/runbooks/restore.md"
+  log_info "restoring from the ${COOP_RESTORE_FROM} to ${COOP_RESTORE_TARGET} onto $(data_dir)"
+}
+
+stop_services() {
+  systemctl stop redis-server "${PG_UNIT}"
+}
+
+# The empty cluster install-database.sh made (preflight proved it empty) and the empty Redis files go.
+clear_empty() {
+  local data
+  data=$(data_dir)
+  if [[ ! -f "${data%/}.coop-restore" ]]; then
+    find "${data}" -mindepth 1 -delete
+  fi
+  rm -rf "${COOP_REDIS_DIR}/appendonlydir" "${COOP_REDIS_DIR}/dump.rdb"
+}
+
+# The files first, as root: their owners are numeric in the snapshot, so the app's user must exist with
+# the old host's uid or be fixed after (fix_owners).
+ensure_app_user() {
+  id -u "${COOP_APP_USER}" >/dev/null 2>&1 ||
+    useradd --create-home --home-dir "${COOP_APP_ROOT}" --shell /bin/bash "${COOP_APP_USER}"
+}
+
+restore_all() {
+  COOP_RESTORE_PG_DATA="$(data_dir)" COOP_RESTORE_START=no COOP_RESTORE_FILES_TO=/ \
+    COOP_RESTORE_REDIS_RDB="${COOP_REDIS_DIR}/dump.rdb" COOP_REDIS_OS_USER=redis \
+    bash "${SCRIPT_DIR}/restore.sh" || die "restore.sh failed (its log is above); run this again to resume"
+}
+
+# Files restored with an old uid that this host gave to nobody, or to another user, become the app's.
+fix_owners() {
+  local shared="${COOP_APP_ROOT}/shared"
+  [[ -d "${shared}" ]] || die "the restored files hold no ${shared}: was the backup made by this program?"
+  find "${COOP_APP_ROOT}" -xdev ! -user "${COOP_APP_USER}" -path "${shared}*" -exec chown -h "${COOP_APP_USER}:${COOP_APP_USER}" {} +
+  chown "${COOP_APP_USER}:${COOP_APP_USER}" "${COOP_APP_ROOT}"
+}
+
+# Replay to the target happens in the service's own start; archiving stays off until it is promoted.
+start_database() {
+  systemctl start "${PG_UNIT}"
+  pg_wait_promoted "$(data_dir)" "${COOP_PG_SOCKET}" "${COOP_PG_PORT}" "${COOP_RESTORE_TIMEOUT:-3600}" "${PG_LOG}"
+  log_info "database promoted: $(pg_sql "select count(*) || ' tables' from information_schema.tables where table_schema = 'public'")"
+}
+
+# pgBackRest wrote archive_mode = 'off' into postgresql.auto.conf; without it the layout's own setting
+# (on, conf.d) applies again, which takes a restart.
+archiving_on() {
+  if [[ "$(psql_at "${COOP_PG_SOCKET}" "${COOP_PG_PORT}" postgres "show archive_mode")" != on ]]; then
+    psql_at "${COOP_PG_SOCKET}" "${COOP_PG_PORT}" postgres "alter system reset archive_mode" >/dev/null
+    systemctl restart "${PG_UNIT}"
+    with_retry 10 1 psql_at "${COOP_PG_SOCKET}" "${COOP_PG_PORT}" postgres "select 1" >/dev/null
+  fi
+  [[ "$(psql_at "${COOP_PG_SOCKET}" "${COOP_PG_PORT}" postgres "show archive_mode")" == on ]] ||
+    die "archive_mode is still off after the restart: check ${PG_LOG}"
+  [[ "$(psql_at "${COOP_PG_SOCKET}" "${COOP_PG_PORT}" postgres "show archive_command")" == *pgbackrest*archive-push* ]] ||
+    die "archive_command is not pgBackRest's: re-run install-backup.sh on this host"
+}
+
+start_redis() {
+  redis_load_rdb "${COOP_REDIS_DIR}" /etc/redis/coop.conf
+  systemctl start redis-server
+}
+
+record_done() {
+  printf '%s\n' "${RUN_KEY}" | put_file "${DONE_MARK}" 0644 root root
+}
+
+main() {
+  [[ "${1:-}" == --help || "${1:-}" == -h ]] && { usage; return 0; }
+  env_defaults
+  if [[ -f "${DONE_MARK}" && "$(cat "${DONE_MARK}")" == "${RUN_KEY}" ]]; then
+    log_info "already restored (${RUN_KEY}); nothing to do"
+    return 0
+  fi
+  require_cmd pgbackrest restic jq redis-server redis-cli
+  run_begin restore-instance "${RUN_KEY}"
+  steps_total 9
+  step preflight preflight
+  step stop stop_services
+  step clear clear_empty
+  step user ensure_app_user
+  step restore restore_all
+  step owners fix_owners
+  step database start_database
+  step archiving archiving_on
+  step redis start_redis
+  record_done
+  run_finish
+}
+
+main "$@"
