@@ -213,9 +213,11 @@ describe("the primary dies: the instance comes back on a fresh machine from the 
     const [present, maxId, lastAtMs] = rows.split("|").map(Number);
     expect(present, `rows written for 80 s, none archived: ${rows}`).toBeGreaterThan(0);
     expect(present, rows).toBe(maxId);
-    expect(maxId).toBeLessThanOrEqual(acked);
-    const lostSeconds = (killedAt - lastAtMs) / 1000;
-    log(`RPO: ${acked} rows acknowledged before the kill, ${present} present after (${acked - present} lost: the last ${lostSeconds.toFixed(1)} s of writes; bound ${RPO_BOUND_S} s)`);
+    // A row can be committed and archived while its answer was still on the way when the machine went:
+    // present rows may outnumber acknowledged ones; the loss is counted in acknowledged rows only.
+    const lostAcked = Math.max(0, acked - present);
+    const lostSeconds = Math.max(0, (killedAt - lastAtMs) / 1000);
+    log(`RPO: ${acked} rows acknowledged before the kill, ${present} present after (${lostAcked} acknowledged rows lost: the last ${lostSeconds.toFixed(1)} s of writes; bound ${RPO_BOUND_S} s)`);
     expect(lostSeconds).toBeLessThanOrEqual(RPO_BOUND_S);
 
     // The instance itself: its tables, its own secrets (not new ones), its Redis data, archiving on again.
