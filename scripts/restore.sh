@@ -122,10 +122,18 @@ place_redis() {
 
 finish() { rm -f "${MARKER}"; }
 
+# A kill inside write_atomic, between its mktemp and its rename, leaves a temp file beside the target:
+# the marker, the fetched manifest, the placed Redis dump. Under the lock none of them is live.
+clear_write_temps() {
+  rm -f "${MARKER}".?????? "${MARKER}.manifest".??????
+  [[ -z "${COOP_RESTORE_REDIS_RDB}" ]] || rm -f "${COOP_RESTORE_REDIS_RDB}".??????
+}
+
 main() {
   restore_env_defaults
   require_cmd pgbackrest restic jq
   run_begin restore "${COOP_RESTORE_TARGET}@${COOP_RESTORE_PG_DATA}"
+  clear_write_temps
   steps_total 6
   step preflight preflight
   step database restore_database

@@ -1,7 +1,7 @@
 // The defects that kills at any moment found (issue 11), each pinned by the kill that shows it:
 // a drill killed inside `restic check`, a backup killed between its pgBackRest backup and publishing,
 // and a restored cluster that exits before it is promoted.
-import { readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BackupRig } from "../../../src/local/backup-rig";
@@ -96,6 +96,21 @@ describe("kills at any moment: the defects they found", () => {
     await converge("backup.sh", rig.env, 180_000, 1);
     expect(latest().tables.tags).toBe(Number(await rig.sql("select count(*) from tags")));
   }, 600_000);
+
+  it("a restore killed inside a write_atomic (temp written, not yet renamed) leaves no temp file once a re-run finishes", async () => {
+    const r = restoreEnv("restore-write-temps", `name:${latest().restorePoint}`);
+    const rdb = join(r.dir, "redis", "dump.rdb");
+    const marker = `${join(r.dir, "data")}.coop-restore`;
+    // What a SIGKILL between write_atomic's mktemp and its mv leaves: the marker's, the manifest's, the dump's.
+    const temps = [`${marker}.Ab12Cd`, `${marker}.manifest.Xy34Zw`, `${rdb}.Qr56St`];
+    mkdirSync(join(r.dir, "redis"), { recursive: true });
+    for (const t of temps) writeFileSync(t, "half");
+    const done = await runGroup("restore.sh", { ...r.env, COOP_RESTORE_REDIS_RDB: rdb }, { boundMs: 300_000 });
+    expect(done.code, done.output.slice(-2000)).toBe(0);
+    expect(temps.filter((t) => existsSync(t))).toEqual([]);
+    expect(readFileSync(rdb).subarray(0, 5).toString()).toBe("REDIS");
+    await removeRestore(r.dir);
+  }, 300_000);
 
   it("a restored cluster that exits before promotion fails the restore at once, with the server's own reason", async () => {
     // A time after the end of the archived WAL: PostgreSQL stops with "recovery ended before configured
