@@ -203,10 +203,18 @@ publish_manifest() {
   log_info "backup ${id} complete: $(jq -c '{backupLabel, tables, media: {files: .media.files, bytes: .media.bytes}}' "$(manifest_dir)/${id}.json")"
 }
 
+# A kill inside write_atomic, between its mktemp and its rename, leaves a temp file beside the target
+# (a manifest, the staged dump, the metrics). Under the lock none of them is live.
+clear_write_temps() {
+  rm -f "$(manifest_dir)"/*.json.?????? "$(manifest_dir)/pending".?????? "${COOP_SPOOL_DIR}/staged/manifest.json".?????? \
+    "${COOP_SPOOL_DIR}/staged/redis/dump.rdb".?????? "${COOP_SPOOL_DIR}/backup.prom".??????
+}
+
 main() {
   backup_env_defaults
   validate
   run_begin backup "${COOP_BACKUP_TYPE}"
+  clear_write_temps
   steps_total 7
   step stanza ensure_stanza
   step database backup_database

@@ -191,12 +191,19 @@ on_exit() {
   exit "${code}"
 }
 
+# A kill inside write_atomic, between its mktemp and its rename, leaves a temp file beside the target
+# (a result, last.json, the metrics). Under the lock none of them is live.
+clear_write_temps() {
+  rm -f "${COOP_DRILL_RESULTS_DIR}"/*.json.?????? "${COOP_TEXTFILE_DIR}/coop_drill.prom".??????
+}
+
 main() {
   drill_env_defaults
   require_cmd pgbackrest restic jq sha256sum
   restic_repos >/dev/null
   # Every drill starts from scratch: resuming half a restore would prove less than redoing it.
   run_begin drill "$(date +%s%N)"
+  clear_write_temps
   trap on_exit EXIT
   steps_total 6
   step prepare prepare

@@ -2,7 +2,7 @@
 // a drill killed inside `restic check`, a backup killed between its pgBackRest backup and publishing,
 // and a restored cluster that exits before it is promoted.
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BackupRig } from "../../../src/local/backup-rig";
 import { psqlAt } from "../../../src/local/postgres";
@@ -96,6 +96,20 @@ describe("kills at any moment: the defects they found", () => {
     await converge("backup.sh", rig.env, 180_000, 1);
     expect(latest().tables.tags).toBe(Number(await rig.sql("select count(*) from tags")));
   }, 600_000);
+
+  it("a backup and a drill killed inside a write_atomic leave no temp file once their re-runs finish", async () => {
+    const spool = rig.env.COOP_SPOOL_DIR;
+    const backupTemps = [join(spool, "manifests", "coop-x.json.Ab12Cd"), join(spool, "manifests", "pending.Ef34Gh"), join(spool, "staged", "redis", "dump.rdb.Ij56Kl"), join(spool, "backup.prom.Mn78Op")];
+    const drillTemps = [join(rig.env.COOP_DRILL_RESULTS_DIR, "last.json.Qr90St"), join(rig.env.COOP_TEXTFILE_DIR, "coop_drill.prom.Uv12Wx")];
+    for (const t of [...backupTemps, ...drillTemps]) {
+      mkdirSync(dirname(t), { recursive: true });
+      writeFileSync(t, "half");
+    }
+    ok(await rig.script("backup.sh"), "backup over the leftovers");
+    expect(backupTemps.filter((t) => existsSync(t))).toEqual([]);
+    ok(await rig.script("drill.sh"), "drill over the leftovers");
+    expect(drillTemps.filter((t) => existsSync(t))).toEqual([]);
+  }, 300_000);
 
   it("a restore killed inside a write_atomic (temp written, not yet renamed) leaves no temp file once a re-run finishes", async () => {
     const r = restoreEnv("restore-write-temps", `name:${latest().restorePoint}`);
