@@ -42,6 +42,13 @@ restore_env_defaults() {
   COOP_RESTORE_START="${COOP_RESTORE_START:-yes}"
   [[ "${COOP_RESTORE_START}" =~ ^(yes|no)$ ]] || die "COOP_RESTORE_START must be yes or no (found '${COOP_RESTORE_START}')"
   MARKER="${COOP_RESTORE_PG_DATA%/}.coop-restore"
+  DONE="${COOP_RESTORE_PG_DATA%/}.coop-restored"
+}
+
+# A re-run after the restore finished (killed after its last step, or simply run again) changes nothing:
+# the folder holds this very restore, which finish recorded.
+already_restored() {
+  [[ -f "${DONE}" && ! -f "${MARKER}" && "$(cat "${DONE}")" == "${COOP_RESTORE_TARGET}" && -n "$(ls -A "${COOP_RESTORE_PG_DATA}" 2>/dev/null)" ]]
 }
 
 # Never restore over a cluster this script did not start restoring: that would destroy live data.
@@ -120,12 +127,15 @@ place_redis() {
   log_info "Redis dump placed at ${COOP_RESTORE_REDIS_RDB}; start Redis to load it"
 }
 
-finish() { rm -f "${MARKER}"; }
+finish() {
+  printf '%s\n' "${COOP_RESTORE_TARGET}" | write_atomic "${DONE}"
+  rm -f "${MARKER}"
+}
 
 # A kill inside write_atomic, between its mktemp and its rename, leaves a temp file beside the target:
 # the marker, the fetched manifest, the placed Redis dump. Under the lock none of them is live.
 clear_write_temps() {
-  rm -f "${MARKER}".?????? "${MARKER}.manifest".??????
+  rm -f "${MARKER}".?????? "${MARKER}.manifest".?????? "${DONE}".??????
   [[ -z "${COOP_RESTORE_REDIS_RDB}" ]] || rm -f "${COOP_RESTORE_REDIS_RDB}".??????
 }
 
@@ -134,6 +144,11 @@ main() {
   require_cmd pgbackrest restic jq
   run_begin restore "${COOP_RESTORE_TARGET}@${COOP_RESTORE_PG_DATA}"
   clear_write_temps
+  if already_restored; then
+    log_info "${COOP_RESTORE_PG_DATA} already holds this restore (${COOP_RESTORE_TARGET}); nothing to do"
+    run_finish
+    return 0
+  fi
   steps_total 6
   step preflight preflight
   step database restore_database

@@ -111,7 +111,7 @@ describe("kills at any moment: the defects they found", () => {
     expect(drillTemps.filter((t) => existsSync(t))).toEqual([]);
   }, 300_000);
 
-  it("a restore killed inside a write_atomic (temp written, not yet renamed) leaves no temp file once a re-run finishes", async () => {
+  it("a restore killed inside a write_atomic (temp written, not yet renamed) leaves no temp file once a re-run finishes; a run after it finished changes nothing", async () => {
     const r = restoreEnv("restore-write-temps", `name:${latest().restorePoint}`);
     const rdb = join(r.dir, "redis", "dump.rdb");
     const marker = `${join(r.dir, "data")}.coop-restore`;
@@ -123,6 +123,10 @@ describe("kills at any moment: the defects they found", () => {
     expect(done.code, done.output.slice(-2000)).toBe(0);
     expect(temps.filter((t) => existsSync(t))).toEqual([]);
     expect(readFileSync(rdb).subarray(0, 5).toString()).toBe("REDIS");
+    // Run again once finished (a kill after its last step looks the same): nothing to do, exit 0.
+    const again = await runGroup("restore.sh", { ...r.env, COOP_RESTORE_REDIS_RDB: rdb }, { boundMs: 60_000 });
+    expect(again.code, again.output.slice(-2000)).toBe(0);
+    expect(again.output).toContain("already holds this restore");
     await removeRestore(r.dir);
   }, 300_000);
 
