@@ -113,7 +113,7 @@ first_release() {
   # and a password reset would lock its owner out): the mark is set while the database is still empty,
   # before the schema is loaded, so a kill in between still leaves it.
   local tables
-  tables=$(pg_sql "select count(*) from information_schema.tables where table_schema = 'public'") ||
+  tables=$(pg_app_tables) ||
     die "cannot read ${COOP_DB_NAME}: install-database.sh must run first"
   if ((tables == 0)); then
     touch "${COOP_STATE_DIR}/deploy-app.admin-pending"

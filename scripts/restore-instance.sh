@@ -64,7 +64,7 @@ data_dir() { readlink -f -- "${COOP_PG_DATA_LINK}"; }
 preflight() {
   local tables
   [[ -d "$(data_dir)" ]] || die "${COOP_PG_DATA_LINK} does not lead to a cluster: install-database.sh must run on this host first"
-  tables=$(pg_sql "select count(*) from information_schema.tables where table_schema = 'public'" 2>/dev/null) ||
+  tables=$(pg_app_tables 2>/dev/null) ||
     die "cannot read ${COOP_DB_NAME} on this host (is ${PG_UNIT} running?)"
   ((tables == 0)) ||
     die "${COOP_DB_NAME} on this host holds ${tables} tables: restore-instance.sh restores only onto a new primary; to go back in time on this one, follow docs/runbooks/restore.md"
@@ -85,11 +85,10 @@ clear_empty() {
   rm -rf "${COOP_REDIS_DIR}/appendonlydir" "${COOP_REDIS_DIR}/dump.rdb"
 }
 
-# The files first, as root: their owners are numeric in the snapshot, so the app's user must exist with
-# the old host's uid or be fixed after (fix_owners).
+# install-database.sh made the app's user (peer authentication needs it); the restored files' numeric
+# owners are fixed to it after (fix_owners).
 ensure_app_user() {
-  id -u "${COOP_APP_USER}" >/dev/null 2>&1 ||
-    useradd --create-home --home-dir "${COOP_APP_ROOT}" --shell /bin/bash "${COOP_APP_USER}"
+  id -u "${COOP_APP_USER}" >/dev/null 2>&1 || die "no user ${COOP_APP_USER} on this host: install-database.sh must run first"
 }
 
 restore_all() {
@@ -110,7 +109,7 @@ fix_owners() {
 start_database() {
   systemctl start "${PG_UNIT}"
   pg_wait_promoted "$(data_dir)" "${COOP_PG_SOCKET}" "${COOP_PG_PORT}" "${COOP_RESTORE_TIMEOUT:-3600}" "${PG_LOG}"
-  log_info "database promoted: $(pg_sql "select count(*) || ' tables' from information_schema.tables where table_schema = 'public'")"
+  log_info "database promoted: $(pg_app_tables) tables"
 }
 
 # pgBackRest wrote archive_mode = 'off' into postgresql.auto.conf; without it the layout's own setting

@@ -46,6 +46,9 @@ psql_at() {
 
 pg_sql() { psql_at "${COOP_PG_SOCKET}" "${COOP_PG_PORT}" "${COOP_DB_NAME}" "$1"; }
 
+# pg_app_tables: how many tables the app's database holds; 0 for one no instance has used yet.
+pg_app_tables() { pg_sql "select count(*) from information_schema.tables where table_schema = 'public'"; }
+
 # pgbr_db ARGS...: pgBackRest on the database side (archive, check, restore).
 pgbr_db() {
   as_pg pgbackrest --config="${COOP_PGBACKREST_CONFIG}" --stanza="${COOP_STANZA}" "$@"
