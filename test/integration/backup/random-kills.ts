@@ -102,6 +102,23 @@ export function processes(): ProcInfo[] {
   return out;
 }
 
+/** How long a killed group's members may take to exit (a process in uninterruptible sleep among them). */
+const GROUP_EXIT_MS = 30_000;
+
+/** Resolves once no live member of the process group is left, or after `boundMs` (members listed then). */
+export async function groupGone(pgid: number, boundMs: number): Promise<void> {
+  const until = Date.now() + boundMs;
+  for (;;) {
+    const left = processes().filter((p) => p.pgid === pgid);
+    if (left.length === 0) return;
+    if (Date.now() >= until) {
+      console.log(`process group ${pgid} still has members ${boundMs} ms after SIGKILL: ${left.map((p) => `${p.pid} ${p.comm}`).join(", ")}`);
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /**
  * Runs scripts/<script> with `env` in a process group of its own, killing the whole group when asked
  * or at the bound. Never throws on exit codes.
@@ -148,9 +165,13 @@ export function runGroup(script: string, env: Readonly<Record<string, string>>, 
     child.on("error", reject);
     child.on("close", (code, signal) => {
       for (const t of timers) clearTimeout(t);
-      // Whatever of the group outlived its leader dies with it, as under systemd's KillMode=control-group.
-      if (killed) killGroup(pgid);
-      resolve({ code, signal, output: Buffer.concat(chunks).toString("utf8"), ms: Date.now() - started, killed, timedOut });
+      const done = () => resolve({ code, signal, output: Buffer.concat(chunks).toString("utf8"), ms: Date.now() - started, killed, timedOut });
+      if (!killed) return done();
+      // Whatever of the group outlived its leader dies with it, as under systemd's KillMode=control-group,
+      // and, as systemd's stop does, this waits until the group is empty: a member killed inside a
+      // syscall (initdb's fsync, say) keeps its fds, the lock's among them, until the syscall returns.
+      killGroup(pgid);
+      void groupGone(pgid, GROUP_EXIT_MS).then(done, done);
     });
   });
 }
@@ -258,4 +279,30 @@ export function resolved(path: string): string {
 /** One line of the summary a random-kill test prints (and the report quotes). */
 export function summary(script: string, seed: number, kills: number, reruns: number[], lost: number, stuck: number): string {
   return `${script}: ${kills} random kills, seed ${seed}, re-runs ${reruns.join(",")} (total ${reruns.reduce((a, b) => a + b, 0)}), rows lost ${lost}, stuck ${stuck}`;
+}
+
+/** The live processes holding an fd on `file` (a lock file, say), as "pid comm: cmdline". */
+export function fdHolders(file: string): string[] {
+  const out: string[] = [];
+  for (const p of processes()) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${p.pid}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      let target: string;
+      try {
+        target = readlinkSync(`/proc/${p.pid}/fd/${fd}`);
+      } catch {
+        continue;
+      }
+      if (target === file) {
+        out.push(`${p.pid} ${p.comm}: ${p.cmdline.slice(0, 200)}`);
+        break;
+      }
+    }
+  }
+  return out;
 }
