@@ -198,8 +198,9 @@ publish_manifest() {
   ln -sfn "${id}.json" "$(manifest_dir)/latest.tmp"
   mv -Tf "$(manifest_dir)/latest.tmp" "$(manifest_dir)/latest.json"
   rm -f "$(manifest_dir)/pending"
+  mkdir -p "${COOP_TEXTFILE_DIR}"
   printf '# HELP coop_backup_last_success_timestamp_seconds End of the last complete backup.\n# TYPE coop_backup_last_success_timestamp_seconds gauge\ncoop_backup_last_success_timestamp_seconds %s\n' "$(date +%s)" |
-    write_atomic "${COOP_SPOOL_DIR}/backup.prom"
+    write_atomic "${COOP_TEXTFILE_DIR}/coop_backup.prom"
   log_info "backup ${id} complete: $(jq -c '{backupLabel, tables, media: {files: .media.files, bytes: .media.bytes}}' "$(manifest_dir)/${id}.json")"
 }
 
@@ -207,7 +208,7 @@ publish_manifest() {
 # (a manifest, the staged dump, the metrics). Under the lock none of them is live.
 clear_write_temps() {
   rm -f "$(manifest_dir)"/*.json.?????? "$(manifest_dir)/pending".?????? "${COOP_SPOOL_DIR}/staged/manifest.json".?????? \
-    "${COOP_SPOOL_DIR}/staged/redis/dump.rdb".?????? "${COOP_SPOOL_DIR}/backup.prom".??????
+    "${COOP_SPOOL_DIR}/staged/redis/dump.rdb".?????? "${COOP_TEXTFILE_DIR}/coop_backup.prom".??????
 }
 
 main() {

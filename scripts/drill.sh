@@ -12,7 +12,6 @@
 #   COOP_DRILL_TIMEOUT [3600]              seconds allowed for start and WAL replay
 #   COOP_DRILL_READ_DATA [5%]              share of restic pack data re-read and verified
 #   COOP_DRILL_RESULTS_DIR [/var/lib/coop/drills]   JSON results (one per run, last.json)
-#   COOP_TEXTFILE_DIR [/var/lib/prometheus/node-exporter]   drill.prom for node_exporter
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -34,7 +33,6 @@ drill_env_defaults() {
   COOP_DRILL_TIMEOUT="${COOP_DRILL_TIMEOUT:-3600}"
   COOP_DRILL_READ_DATA="${COOP_DRILL_READ_DATA:-5%}"
   COOP_DRILL_RESULTS_DIR="${COOP_DRILL_RESULTS_DIR:-/var/lib/coop/drills}"
-  COOP_TEXTFILE_DIR="${COOP_TEXTFILE_DIR:-/var/lib/prometheus/node-exporter}"
   PHASES="${COOP_STATE_DIR}/drill.phases"
   MANIFEST="${COOP_DRILL_DIR}/manifest.json"
 }

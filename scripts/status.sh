@@ -63,7 +63,7 @@ pgbr_newest() {
 
 # The last backup: the manifest backup.sh published, the end time in its metric, the repository's newest backup.
 fact_backup() {
-  local manifest="${COOP_SPOOL_DIR}/manifests/latest.json" prom="${COOP_SPOOL_DIR}/backup.prom" finished="" newest m
+  local manifest="${COOP_SPOOL_DIR}/manifests/latest.json" prom="${COOP_TEXTFILE_DIR}/coop_backup.prom" finished="" newest m
   [[ -r "${prom}" ]] && finished=$(sed -n 's/^coop_backup_last_success_timestamp_seconds \([0-9]*\).*/\1/p' "${prom}")
   newest=$(pgbr_newest)
   m=$(jq -c . "${manifest}" 2>/dev/null) || m=null

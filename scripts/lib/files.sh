@@ -9,6 +9,8 @@
 #   COOP_SPOOL_DIR [/srv/backup-spool]  manifests and staged files (Redis dump) live here
 #   COOP_MEDIA_DIR [/home/mastodon/live/public/system]
 #   COOP_MEDIA_SAMPLE [20]          media files hashed into the manifest and checked by the drill
+#   COOP_TEXTFILE_DIR [/var/lib/prometheus/node-exporter]  coop_backup.prom and coop_drill.prom, for
+#                                   node_exporter's textfile collector
 
 files_env_defaults() {
   COOP_RESTIC_REPOS="${COOP_RESTIC_REPOS:-}"
@@ -18,6 +20,7 @@ files_env_defaults() {
   COOP_SPOOL_DIR="${COOP_SPOOL_DIR:-/srv/backup-spool}"
   COOP_MEDIA_DIR="${COOP_MEDIA_DIR:-/home/mastodon/live/public/system}"
   COOP_MEDIA_SAMPLE="${COOP_MEDIA_SAMPLE:-20}"
+  COOP_TEXTFILE_DIR="${COOP_TEXTFILE_DIR:-/var/lib/prometheus/node-exporter}"
 }
 
 # restic_at REPO ARGS...

@@ -21,6 +21,10 @@ describe("backup and restore", () => {
     const backup = ok(await rig.script("backup.sh"), "backup");
     outputs.push(backup.output);
     expect(backup.output).toMatch(/step 7\/7 publish done/);
+    // node_exporter's textfile collector reads the metric where the drill's goes, not the spool.
+    const backupProm = readFileSync(join(rig.env.COOP_TEXTFILE_DIR, "coop_backup.prom"), "utf8");
+    const finished = Number(/^coop_backup_last_success_timestamp_seconds (\d+)$/m.exec(backupProm)?.[1]);
+    expect(Math.abs(finished - Date.now() / 1000)).toBeLessThan(600);
     const drill = ok(await rig.script("drill.sh"), "drill");
     outputs.push(drill.output);
     const result = JSON.parse(readFileSync(join(rig.env.COOP_DRILL_RESULTS_DIR, "last.json"), "utf8"));

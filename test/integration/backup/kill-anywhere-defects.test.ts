@@ -99,7 +99,7 @@ describe("kills at any moment: the defects they found", () => {
 
   it("a backup and a drill killed inside a write_atomic leave no temp file once their re-runs finish", async () => {
     const spool = rig.env.COOP_SPOOL_DIR;
-    const backupTemps = [join(spool, "manifests", "coop-x.json.Ab12Cd"), join(spool, "manifests", "pending.Ef34Gh"), join(spool, "staged", "redis", "dump.rdb.Ij56Kl"), join(spool, "backup.prom.Mn78Op")];
+    const backupTemps = [join(spool, "manifests", "coop-x.json.Ab12Cd"), join(spool, "manifests", "pending.Ef34Gh"), join(spool, "staged", "redis", "dump.rdb.Ij56Kl"), join(rig.env.COOP_TEXTFILE_DIR, "coop_backup.prom.Mn78Op")];
     const drillTemps = [join(rig.env.COOP_DRILL_RESULTS_DIR, "last.json.Qr90St"), join(rig.env.COOP_TEXTFILE_DIR, "coop_drill.prom.Uv12Wx")];
     for (const t of [...backupTemps, ...drillTemps]) {
       mkdirSync(dirname(t), { recursive: true });
