@@ -6,6 +6,8 @@
 #   COOP_RESTIC_PASSWORD_FILE [/etc/coop/restic-password]  mode 0600; never passed on a command line
 #   COOP_RESTIC_SFTP_COMMAND        ssh command restic uses for sftp: repositories (key, known_hosts)
 #   COOP_RESTIC_CACHE_DIR [/var/cache/coop-restic]
+#   COOP_RESTIC_READ_ONLY [0]       1: the repositories are another stack's, read through a read-only
+#                                   credential (grant-repo-reader.sh): no locks are taken or removed
 #   COOP_SPOOL_DIR [/srv/backup-spool]  manifests and staged files (Redis dump) live here
 #   COOP_MEDIA_DIR [/home/mastodon/live/public/system]
 #   COOP_MEDIA_SAMPLE [20]          media files hashed into the manifest and checked by the drill
@@ -17,6 +19,7 @@ files_env_defaults() {
   COOP_RESTIC_PASSWORD_FILE="${COOP_RESTIC_PASSWORD_FILE:-/etc/coop/restic-password}"
   COOP_RESTIC_SFTP_COMMAND="${COOP_RESTIC_SFTP_COMMAND:-}"
   COOP_RESTIC_CACHE_DIR="${COOP_RESTIC_CACHE_DIR:-/var/cache/coop-restic}"
+  COOP_RESTIC_READ_ONLY="${COOP_RESTIC_READ_ONLY:-0}"
   COOP_SPOOL_DIR="${COOP_SPOOL_DIR:-/srv/backup-spool}"
   COOP_MEDIA_DIR="${COOP_MEDIA_DIR:-/home/mastodon/live/public/system}"
   COOP_MEDIA_SAMPLE="${COOP_MEDIA_SAMPLE:-20}"
@@ -29,6 +32,7 @@ restic_at() {
   shift
   local -a opts=(-r "${repo}" --password-file "${COOP_RESTIC_PASSWORD_FILE}" --cache-dir "${COOP_RESTIC_CACHE_DIR}" --quiet)
   [[ -n "${COOP_RESTIC_SFTP_COMMAND}" && "${repo}" == sftp:* ]] && opts+=(-o "sftp.command=${COOP_RESTIC_SFTP_COMMAND}")
+  [[ "${COOP_RESTIC_READ_ONLY:-0}" == 1 ]] && opts+=(--no-lock)
   # restic starts its sftp ssh in a process group of its own: a kill of the script's group leaves that
   # ssh exiting on its own time, and it must not hold the operation's lock meanwhile.
   run_unlocked restic "${opts[@]}" "$@"
@@ -82,6 +86,8 @@ restic_dead_locks() {
 # right after a kill may find the killed restic still a zombie: wait (30 s at most) until it is reaped.
 restic_unlock_stale() {
   local repo="$1" out waited=0
+  # A reader of another stack's repositories takes no locks and may remove none.
+  [[ "${COOP_RESTIC_READ_ONLY:-0}" != 1 ]] || return 0
   while true; do
     out=$(restic_at "${repo}" unlock 2>&1) || die "restic unlock of ${repo%%:*} failed: $(error_lines "${out}")"
     (($(restic_dead_locks "${repo}") == 0)) && return 0

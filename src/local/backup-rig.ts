@@ -20,6 +20,8 @@ export interface BackupRigOptions {
   /** OS user of the repository host (owns the pgBackRest and restic repositories). */
   readonly repoUser?: string;
   readonly database?: string;
+  /** More accounts the rig's sshd lets in (a read-only reader of the repositories, say). */
+  readonly extraSshUsers?: readonly string[];
 }
 
 export interface ScriptRun extends RunResult {
@@ -91,7 +93,7 @@ export async function startBackupRig(opts: BackupRigOptions = {}): Promise<Backu
   };
 
   try {
-    const sshd = await startSshd({ users: [dbUser.name, repoUser.name], clientKeyOwner: dbUser.name });
+    const sshd = await startSshd({ users: [dbUser.name, repoUser.name, ...(opts.extraSshUsers ?? [])], clientKeyOwner: dbUser.name });
     started.push(sshd);
     // The repository side needs its own key to reach the database host (pgBackRest backups pull from it).
     const repoKey = join(repoSide, "id_ed25519");

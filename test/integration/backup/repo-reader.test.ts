@@ -1,0 +1,172 @@
+// grant-repo-reader.sh on the rig's repository side (real sshd, pgBackRest, restic over SFTP): the reader's
+// key restores every row and media file of prod's newest backup, including a backup taken after the
+// grant, and every attempt it makes to write, expire or delete prod's backups fails, leaving the
+// repositories exactly as they were.
+import { execFileSync } from "node:child_process";
+import { chownSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join, relative } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startBackupRig, type BackupRig } from "../../../src/local/backup-rig";
+import { run } from "../../../src/local/run";
+import { generate } from "../../fixtures/mastodon/generator";
+import { ok, TABLE_DIGESTS_SQL, treeHashes } from "./rig-support";
+
+const READER = "coop-read-alpha";
+let rig: BackupRig;
+let readerEnv: Record<string, string>;
+let readerSsh: string;
+
+/** Every file of a tree with its size and mtime: a write, a removal or a new lock changes it. */
+function treeState(root: string): string {
+  const out: string[] = [];
+  const walk = (dir: string) => {
+    for (const name of readdirSync(dir).sort()) {
+      const p = join(dir, name);
+      const s = statSync(p);
+      if (s.isDirectory()) walk(p);
+      else out.push(`${relative(root, p)} ${s.size} ${s.mtimeMs}`);
+    }
+  };
+  walk(root);
+  return out.join("\n");
+}
+
+function repoStates(): string {
+  return `${treeState(rig.pgbackrestRepoDir)}\n--\n${treeState(rig.resticRepoDir)}`;
+}
+
+/** ssh as the reader with alpha's key: runs `command` on the repository host; never throws. */
+function asReader(command: string, input?: string) {
+  const port = rig.sshd.port;
+  return run(readerSsh, ["-p", String(port), `${READER}@127.0.0.1`, command], { allowFailure: true, input });
+}
+
+function restic(args: string[], extra: string[] = []) {
+  const e = readerEnv;
+  return run("restic", ["-r", e.COOP_RESTIC_REPOS, "--password-file", e.COOP_RESTIC_PASSWORD_FILE, "--cache-dir", join(rig.dir, "reader-cache"), "-o", `sftp.command=${e.COOP_RESTIC_SFTP_COMMAND}`, ...extra, ...args], {
+    allowFailure: true,
+  });
+}
+
+beforeAll(async () => {
+  rig = await startBackupRig({ extraSshUsers: [READER] });
+  await generate({ target: { host: "127.0.0.1", port: rig.pg.port, db: rig.database }, size: "10MB", mediaDir: rig.mediaDir, seed: 21 });
+  ok(await rig.script("backup.sh"), "prod's backup before the grant");
+  // alpha's own backup key, on its database side.
+  const dbUser = rig.pg.osUser;
+  const key = join(rig.dir, "db", "alpha_ed25519");
+  await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "alpha", "-f", key]);
+  const uid = Number(execFileSync("id", ["-u", dbUser], { encoding: "utf8" }).trim());
+  const gid = Number(execFileSync("id", ["-g", dbUser], { encoding: "utf8" }).trim());
+  chownSync(key, uid, gid);
+  readerSsh = join(rig.dir, "db", "alpha-ssh");
+  writeFileSync(
+    readerSsh,
+    `#!/bin/sh\nexec ssh -F /dev/null -i ${key} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=${rig.sshd.knownHostsPath} -o GlobalKnownHostsFile=/dev/null "$@"\n`,
+    { mode: 0o755 },
+  );
+  const cipherPass = rig.secrets.cipherPass;
+  const grant = await run("bash", [join(__dirname, "..", "..", "..", "scripts", "grant-repo-reader.sh")], {
+    allowFailure: true,
+    env: {
+      COOP_STATE_DIR: join(rig.dir, "grant-state"),
+      COOP_READER_NAME: "alpha",
+      COOP_READER_PUBLIC_KEY: readFileSync(`${key}.pub`, "utf8").trim(),
+      COOP_PGBACKREST_CIPHER_PASS: cipherPass,
+      COOP_REPO_OS_USER: execFileSync("stat", ["-c", "%U", rig.pgbackrestRepoDir], { encoding: "utf8" }).trim(),
+      COOP_REPO_PATH: rig.pgbackrestRepoDir,
+      COOP_RESTIC_REPO_PATH: rig.resticRepoDir,
+      COOP_READER_AUTHORIZED_KEYS: join(rig.sshd.dir, `authorized_keys_${READER}`),
+      COOP_ETC_DIR: join(rig.dir, "etc"),
+      COOP_SBIN_DIR: join(rig.dir, "sbin"),
+      COOP_SKIP_SYSTEMCTL: "1",
+    },
+  });
+  expect(grant.code, grant.stderr).toBe(0);
+  expect(grant.stderr + grant.stdout).not.toContain(cipherPass);
+  // The database side of alpha: the rig's config with the reader as the repository host's user.
+  const dbConf = readFileSync(rig.env.COOP_PGBACKREST_CONFIG, "utf8")
+    .replace(/^repo1-host-user=.*$/m, `repo1-host-user=${READER}`)
+    .replace(/^cmd-ssh=.*$/m, `cmd-ssh=${readerSsh}`);
+  const readerConf = join(rig.dir, "db", "reader-db.conf");
+  writeFileSync(readerConf, dbConf, { mode: 0o600 });
+  chownSync(readerConf, uid, gid);
+  readerEnv = {
+    ...rig.env,
+    COOP_PGBACKREST_CONFIG: readerConf,
+    COOP_REPO_SSH: `${READER}@127.0.0.1:${rig.sshd.port}`,
+    COOP_REPO_SSH_COMMAND: readerSsh,
+    COOP_RESTIC_REPOS: `sftp:${READER}@127.0.0.1:${rig.resticRepoDir}`,
+    COOP_RESTIC_SFTP_COMMAND: `${readerSsh} -p ${rig.sshd.port} ${READER}@127.0.0.1 -s sftp`,
+    COOP_RESTIC_READ_ONLY: "1",
+    COOP_RESTIC_CACHE_DIR: join(rig.dir, "reader-cache"),
+  };
+}, 300_000);
+
+afterAll(async () => {
+  await rig?.stop();
+});
+
+describe("grant-repo-reader.sh", () => {
+  it("the reader restores every row and media file of a backup taken after the grant", async () => {
+    await rig.sql("create table after_grant (id int primary key); insert into after_grant select generate_series(1, 50)");
+    ok(await rig.script("backup.sh"), "prod's nightly backup after the grant");
+    const digests = await rig.sql(TABLE_DIGESTS_SQL);
+    const media = treeHashes(rig.mediaDir);
+    const before = repoStates();
+    const target = join(rig.dir, "alpha-restore");
+    const restore = await rig.script("restore.sh", {
+      ...readerEnv,
+      COOP_RESTORE_PG_DATA: join(target, "pgdata"),
+      COOP_RESTORE_PORT: String(rig.pg.port + 7),
+      COOP_RESTORE_SOCKET: rig.pg.socketDir,
+      COOP_RESTORE_FILES_TO: join(target, "files"),
+      COOP_RESTORE_REDIS_RDB: join(target, "dump.rdb"),
+    });
+    ok(restore, "restore through the reader");
+    const restored = execFileSync(
+      "runuser",
+      ["-u", rig.pg.osUser, "--", join(rig.pg.binDir, "psql"), "-X", "-A", "-t", "-h", rig.pg.socketDir, "-p", String(rig.pg.port + 7), "-U", "postgres", "-d", rig.database, "-c", TABLE_DIGESTS_SQL],
+      { encoding: "utf8" },
+    ).trim();
+    expect(restored, "every row of every table").toBe(digests);
+    expect(treeHashes(join(target, "files", rig.mediaDir))).toEqual(media);
+    await run("runuser", ["-u", rig.pg.osUser, "--", join(rig.pg.binDir, "pg_ctl"), "-D", join(target, "pgdata"), "-m", "immediate", "stop"], { allowFailure: true });
+    expect(repoStates(), "the restore changed prod's repositories").toBe(before);
+  }, 600_000);
+
+  it("every attempt to write, expire or delete prod's backups fails, and the repositories stay as they were", async () => {
+    const before = repoStates();
+    const attempts: Array<[string, () => Promise<{ code: number | null; stderr: string }>]> = [
+      ["a shell on the repository host", () => asReader("id; touch /tmp/coop-reader-was-here")],
+      ["pgBackRest expire through the key", () => asReader("pgbackrest --stanza=main --repo1-retention-full=1 expire")],
+      ["pgBackRest stanza-delete through the key", () => asReader("pgbackrest --stanza=main --force stanza-delete")],
+      ["pgBackRest remote with its own config", () => asReader("pgbackrest --config=/tmp/evil.conf --stanza=main remote; rm -rf /")],
+      ["WAL pushed into prod's archive", async () => {
+        const wal = join(rig.dir, "000000010000000000000099");
+        writeFileSync(wal, Buffer.alloc(16 * 1024 * 1024));
+        return run("runuser", ["-u", rig.pg.osUser, "--", "pgbackrest", `--config=${readerEnv.COOP_PGBACKREST_CONFIG}`, "--stanza=main", "archive-push", wal], { allowFailure: true });
+      }],
+      ["restic forget --prune", () => restic(["forget", "--keep-last", "1", "--prune"])],
+      ["restic forget --prune without a lock", () => restic(["forget", "--keep-last", "1", "--prune"], ["--no-lock"])],
+      ["restic backup", () => restic(["backup", "/etc/hostname"])],
+      ["restic key add", () => restic(["key", "add", "--new-password-file", readerEnv.COOP_RESTIC_PASSWORD_FILE])],
+      ["sftp rm through the sftp client", () => run("sftp", ["-S", readerSsh, "-P", String(rig.sshd.port), "-b", "-", `${READER}@127.0.0.1`], { allowFailure: true, input: `rm ${rig.resticRepoDir}/config\n` })],
+    ];
+    // At once: restic retries a refused lock for about 45 s before it gives up.
+    const started = Date.now();
+    const results = await Promise.all(attempts.map(async ([what, attempt]) => ({ what, r: await attempt(), ms: Date.now() - started })));
+    const succeeded: string[] = [];
+    for (const { what, r, ms } of results) {
+      console.log(`${what}: exit ${r.code} after ${ms} ms: ${r.stderr.trim().split("\n").pop()}`);
+      if (r.code === 0) succeeded.push(`${what}: ${r.stderr.slice(-200)}`);
+    }
+    expect(succeeded, "attempts that went through").toEqual([]);
+    // As the reader itself on the repository host (a compromised wrapper): the kernel refuses too.
+    const local = await run("runuser", ["-u", READER, "--", "bash", "-c", `touch ${rig.pgbackrestRepoDir}/x || rm -f ${rig.pgbackrestRepoDir}/backup/main/backup.info; test ! -e ${rig.pgbackrestRepoDir}/x -a -e ${rig.pgbackrestRepoDir}/backup/main/backup.info`], { allowFailure: true });
+    expect(local.code, local.stderr).toBe(0);
+    expect(repoStates(), "an attempt changed prod's repositories").toBe(before);
+    // And prod's own backups carry on.
+    ok(await rig.script("backup.sh"), "prod's backup after the attempts");
+  }, 600_000);
+});
