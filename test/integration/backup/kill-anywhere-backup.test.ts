@@ -11,7 +11,7 @@ import { psqlAt } from "../../../src/local/postgres";
 import { BASE_SEED, converge, killPlan, runGroup, settledStrays, summary, tempLeftovers } from "./random-kills";
 import { TABLE_DIGESTS_SQL, lockIsFree, ok, restic, rigWithInstance, treeHashes } from "./rig-support";
 
-const KILLS = 5;
+const KILLS = 3;
 let rig: BackupRig;
 let baselineMs = 0;
 beforeAll(async () => {

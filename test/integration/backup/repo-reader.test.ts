@@ -3,7 +3,7 @@
 // grant, and every attempt it makes to write, expire or delete prod's backups fails, leaving the
 // repositories exactly as they were.
 import { execFileSync } from "node:child_process";
-import { chownSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { chownSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startBackupRig, type BackupRig } from "../../../src/local/backup-rig";
@@ -15,6 +15,7 @@ const READER = "coop-read-alpha";
 let rig: BackupRig;
 let readerEnv: Record<string, string>;
 let readerSsh: string;
+let grantScript: (args?: string[]) => ReturnType<typeof run>;
 
 /** Every file of a tree with its size and mtime: a write, a removal or a new lock changes it. */
 function treeState(root: string): string {
@@ -52,12 +53,46 @@ beforeAll(async () => {
   rig = await startBackupRig({ extraSshUsers: [READER] });
   await generate({ target: { host: "127.0.0.1", port: rig.pg.port, db: rig.database }, size: "10MB", mediaDir: rig.mediaDir, seed: 21 });
   ok(await rig.script("backup.sh"), "prod's backup before the grant");
-  // alpha's own backup key, on its database side.
   const dbUser = rig.pg.osUser;
-  const key = join(rig.dir, "db", "alpha_ed25519");
-  await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "alpha", "-f", key]);
   const uid = Number(execFileSync("id", ["-u", dbUser], { encoding: "utf8" }).trim());
   const gid = Number(execFileSync("id", ["-g", dbUser], { encoding: "utf8" }).trim());
+  // The repository host's own SSH host key, which the grant hands to the reader to pin.
+  const etc = join(rig.dir, "etc");
+  mkdirSync(join(etc, "ssh"), { recursive: true });
+  const hostKey = readFileSync(rig.sshd.knownHostsPath, "utf8").trim().split(" ").slice(1, 3).join(" ");
+  writeFileSync(join(etc, "ssh", "ssh_host_ed25519_key.pub"), `${hostKey} root@repo\n`);
+  const cipherPass = rig.secrets.cipherPass;
+  const grantOnce = (args: string[] = []) => run("bash", [join(__dirname, "..", "..", "..", "scripts", "grant-repo-reader.sh"), ...args], {
+    allowFailure: true,
+    env: {
+      COOP_STATE_DIR: join(rig.dir, "grant-state"),
+      COOP_READER_NAME: "alpha",
+      COOP_PGBACKREST_CIPHER_PASS: cipherPass,
+      COOP_REPO_OS_USER: execFileSync("stat", ["-c", "%U", rig.pgbackrestRepoDir], { encoding: "utf8" }).trim(),
+      COOP_REPO_PATH: rig.pgbackrestRepoDir,
+      COOP_RESTIC_REPO_PATH: rig.resticRepoDir,
+      COOP_READER_AUTHORIZED_KEYS: join(rig.sshd.dir, `authorized_keys_${READER}`),
+      COOP_ETC_DIR: etc,
+      COOP_SBIN_DIR: join(rig.dir, "sbin"),
+      COOP_SKIP_SYSTEMCTL: "1",
+    },
+  });
+  grantScript = grantOnce;
+  const grant = await grantOnce();
+  expect(grant.code, grant.stderr).toBe(0);
+  const again = await grantOnce();
+  expect(again.code, again.stderr).toBe(0);
+  expect(again.stdout, "a re-run hands out the same grant").toBe(grant.stdout);
+  expect(grant.stderr + grant.stdout).not.toContain(cipherPass);
+  // What the reading stack gets (a secret output of prod's stack): its user, its key, the host key to pin.
+  const grantLines = Object.fromEntries(grant.stdout.trim().split("\n").map((l) => [l.slice(0, l.indexOf(" ")), l.slice(l.indexOf(" ") + 1)]));
+  expect(Object.keys(grantLines).sort()).toEqual(["host-key", "reader-key", "reader-user"]);
+  expect(grantLines["reader-user"]).toBe(READER);
+  expect(grantLines["host-key"]).toBe(hostKey);
+  expect(grant.stderr, "the private key in the log").not.toContain(grantLines["reader-key"]);
+  // alpha's side holds the key, on its database side.
+  const key = join(rig.dir, "db", "alpha_ed25519");
+  writeFileSync(key, Buffer.from(grantLines["reader-key"], "base64"), { mode: 0o600 });
   chownSync(key, uid, gid);
   readerSsh = join(rig.dir, "db", "alpha-ssh");
   writeFileSync(
@@ -65,25 +100,6 @@ beforeAll(async () => {
     `#!/bin/sh\nexec ssh -F /dev/null -i ${key} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=${rig.sshd.knownHostsPath} -o GlobalKnownHostsFile=/dev/null "$@"\n`,
     { mode: 0o755 },
   );
-  const cipherPass = rig.secrets.cipherPass;
-  const grant = await run("bash", [join(__dirname, "..", "..", "..", "scripts", "grant-repo-reader.sh")], {
-    allowFailure: true,
-    env: {
-      COOP_STATE_DIR: join(rig.dir, "grant-state"),
-      COOP_READER_NAME: "alpha",
-      COOP_READER_PUBLIC_KEY: readFileSync(`${key}.pub`, "utf8").trim(),
-      COOP_PGBACKREST_CIPHER_PASS: cipherPass,
-      COOP_REPO_OS_USER: execFileSync("stat", ["-c", "%U", rig.pgbackrestRepoDir], { encoding: "utf8" }).trim(),
-      COOP_REPO_PATH: rig.pgbackrestRepoDir,
-      COOP_RESTIC_REPO_PATH: rig.resticRepoDir,
-      COOP_READER_AUTHORIZED_KEYS: join(rig.sshd.dir, `authorized_keys_${READER}`),
-      COOP_ETC_DIR: join(rig.dir, "etc"),
-      COOP_SBIN_DIR: join(rig.dir, "sbin"),
-      COOP_SKIP_SYSTEMCTL: "1",
-    },
-  });
-  expect(grant.code, grant.stderr).toBe(0);
-  expect(grant.stderr + grant.stdout).not.toContain(cipherPass);
   // The database side of alpha: the rig's config with the reader as the repository host's user.
   const dbConf = readFileSync(rig.env.COOP_PGBACKREST_CONFIG, "utf8")
     .replace(/^repo1-host-user=.*$/m, `repo1-host-user=${READER}`)
@@ -169,4 +185,15 @@ describe("grant-repo-reader.sh", () => {
     // And prod's own backups carry on.
     ok(await rig.script("backup.sh"), "prod's backup after the attempts");
   }, 600_000);
+
+  it("--revoke takes the reader away: its key no longer reads anything, and a second revoke has nothing to do", async () => {
+    expect((await restic(["snapshots"], ["--no-lock"])).code, "the reader reads before the revoke").toBe(0);
+    const revoked = await grantScript(["--revoke"]);
+    expect(revoked.code, revoked.stderr).toBe(0);
+    expect((await restic(["snapshots"], ["--no-lock"])).code).not.toBe(0);
+    expect((await asReader("pgbackrest --stanza=main info")).code).not.toBe(0);
+    expect((await run("id", [READER], { allowFailure: true })).code, "the reader's user is gone").not.toBe(0);
+    const again = await grantScript(["--revoke"]);
+    expect(again.code, again.stderr).toBe(0);
+  }, 300_000);
 });
