@@ -34,6 +34,19 @@ export function sshdDropIn(adminUser: string): string {
   ].join("\n");
 }
 
+/**
+ * The commands' COOP_* parameters pass through sudo kept, not listed: sudo logs the values of variables
+ * named with `--preserve-env=` (ENV=NAME=value) in the journal, and some of them are secrets.
+ */
+export function sudoersDropIn(adminUser: string): string {
+  return [
+    "# Managed by the social.coop Pulumi program: @pulumi/command's COOP_* parameters reach the scripts",
+    "# through sudo without sudo logging their values (it logs those given with --preserve-env=).",
+    `Defaults:${adminUser} env_keep += "COOP_*"`,
+    "",
+  ].join("\n");
+}
+
 export function renderUserData(args: CloudInitArgs): string {
   const doc = {
     hostname: args.hostname,
@@ -67,6 +80,7 @@ export function renderUserData(args: CloudInitArgs): string {
         content: "[sshd]\nenabled = true\nbackend = systemd\nmaxretry = 5\nbantime = 1h\n",
       },
       { path: "/usr/local/sbin/coop-mount-data-volume", permissions: "0755", owner: "root:root", content: MOUNT_SCRIPT },
+      { path: "/etc/sudoers.d/90-coop-env", permissions: "0440", owner: "root:root", content: sudoersDropIn(args.adminUser) },
     ],
     runcmd: [
       ["/usr/local/sbin/coop-mount-data-volume", args.dataDeviceGlob, DATA_MOUNT],

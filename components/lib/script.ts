@@ -118,11 +118,11 @@ export function scriptEnvironment(params: ScriptParams): Record<string, pulumi.I
 }
 
 /**
- * The command text that runs a script as root with its environment. sudo resets the environment, so
- * the COOP_* names are listed for it to keep; only names appear here (sudo logs its command line).
+ * The command text that runs a script as root with its environment. The hosts' sudoers keep COOP_*
+ * (`env_keep`, written by cloud-init): `sudo --preserve-env=NAME` would log every NAME=value, secrets
+ * included, in the journal. Only the script's path appears here (sudo logs its command line).
  */
 export function sudoScript(script: string, env: Readonly<Record<string, unknown>>, dir = "\"$COOP_SCRIPTS_FROM\""): string {
-  const names = Object.keys(env).sort();
-  for (const n of names) if (!/^COOP_[A-Z0-9_]+$/.test(n)) throw new Error(`environment name ${n} is not COOP_*`);
-  return `sudo --preserve-env=${names.join(",")} bash ${dir}/${script}`;
+  for (const n of Object.keys(env)) if (!/^COOP_[A-Z0-9_]+$/.test(n)) throw new Error(`environment name ${n} is not COOP_*`);
+  return `sudo bash ${dir}/${script}`;
 }

@@ -252,8 +252,8 @@ describe("install-backup.sh --uninstall (the Backup component's delete)", () => 
     calls = join(tmp.path, "systemctl.calls");
     mkdirSync(bin, { recursive: true });
     writeFileSync(join(bin, "systemctl"), `#!/bin/sh\nprintf '%s\\n' "$*" >> '${calls}'\n`);
-    // We are root already: sudo drops its --preserve-env=... option and runs the rest.
-    writeFileSync(join(bin, "sudo"), '#!/bin/sh\ncase "$1" in --preserve-env=*) shift ;; esac\nexec "$@"\n');
+    // We are root already: sudo (whose sudoers keep COOP_*) runs the rest as it is.
+    writeFileSync(join(bin, "sudo"), '#!/bin/sh\nexec "$@"\n');
     for (const f of ["systemctl", "sudo"]) chmodSync(join(bin, f), 0o755);
   });
   const systemctlCalls = () => (existsSync(calls) ? readFileSync(calls, "utf8").trim().split("\n").filter(Boolean) : []);

@@ -404,7 +404,13 @@ describe("pulumi up of the local stack from nothing (real engine, real machines)
         const mode = ssh(ip, key, `sudo stat -c '%a %U' ${f} 2>/dev/null || echo absent`).out.trim();
         expect(["600 root", "absent"], `${ip}:${f}`).toContain(mode);
       }
-      const found = ssh(ip, key, "sudo grep -rlF -f - /var/log /run/log /home /srv /etc 2>/dev/null; true", [], {}, `${secrets.resticPassword}\n${secrets.pgbackrestCipherPass}\n`);
+      // sudo logs the values of variables named with --preserve-env (ENV=NAME=value); the hosts' sudoers
+      // keep COOP_* instead, so no sudo line carries one. Its long lines are split in the journal, so the
+      // passphrases are also looked for by their first 12 characters.
+      const sudoEnv = ssh(ip, key, "sudo journalctl _COMM=sudo --no-pager -o cat | grep -c 'ENV=COOP_'; true").out.trim();
+      expect(sudoEnv, `${ip}: sudo logged COOP_* values`).toBe("0");
+      const fragments = [secrets.resticPassword, secrets.pgbackrestCipherPass].map((x) => x.slice(0, 12));
+      const found = ssh(ip, key, "sudo grep -rlF -f - /var/log /run/log /home /srv /etc 2>/dev/null; true", [], {}, `${fragments.join("\n")}\n`);
       const places = found.out.trim().split("\n").filter(Boolean);
       for (const p of places) expect(p, `${ip}: a passphrase in ${p}`).toMatch(/^\/etc\/(coop\/(restic-password|backup\.env)|pgbackrest\/)/);
       for (const n of hostNeedles) {
