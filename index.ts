@@ -88,6 +88,8 @@ export const primaryHostKey = primary?.hostKey;
 export const secondaryHostKey = secondary?.hostKey;
 export { names };
 export const backupRepositories = backup?.repositories;
+// Read-only ways into this stack's backups for the stacks of `backup.readers` (alpha reads prod's).
+export const backupReaders = backup?.readerGrants;
 // The chain's drill runs after the backup's own, so it is the newest.
 export const lastDrill = upgrade.lastDrill ?? backup?.lastDrill;
 export const upgradePath = upgrade.path;

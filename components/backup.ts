@@ -70,6 +70,34 @@ export function parsePeerKeys(stdout: string | undefined): PeerKeys {
   return { publicKey, hostKey };
 }
 
+/** What a reading stack needs to reach this stack's repositories read-only (grant-repo-reader.sh's stdout). */
+export interface ReaderGrant {
+  /** The repository host's address and SSH port. */
+  readonly host: string;
+  readonly port: number;
+  /** The reader's user there (coop-read-<stack>). */
+  readonly user: string;
+  /** The reader's private key, base64 of its OpenSSH file. */
+  readonly privateKey: string;
+  /** The repository host's SSH host key (`type base64`), for the reader's known_hosts. */
+  readonly hostKey: string;
+  readonly pgbackrestPath: string;
+  readonly resticPath: string;
+  readonly stanza: string;
+  /** restic decrypts on the reading side, so the reader holds the restic passphrase. */
+  readonly resticPassword: string;
+}
+
+/** Reads grant-repo-reader.sh's stdout; undefined (offline, under mocks) yields empty fields. */
+export function parseReaderGrant(stdout: string | undefined): Pick<ReaderGrant, "user" | "privateKey" | "hostKey"> {
+  if (stdout === undefined) return { user: "", privateKey: "", hostKey: "" };
+  const user = /^reader-user (coop-read-[a-z0-9-]+)$/m.exec(stdout)?.[1];
+  const privateKey = /^reader-key ([A-Za-z0-9+/=]+)$/m.exec(stdout)?.[1];
+  const hostKey = /^host-key (\S+ [A-Za-z0-9+/=]+)$/m.exec(stdout)?.[1];
+  if (!user || !privateKey || !hostKey) throw new Error("grant-repo-reader.sh printed no reader-user/reader-key/host-key lines; see its log");
+  return { user, privateKey, hostKey };
+}
+
 /** The drill runs through its systemd unit (same environment as the daily timer) and shows that run's log. */
 export const DRILL_COMMAND = [
   "rc=0",
@@ -98,6 +126,19 @@ export function uninstallCommand(environment: Readonly<Record<string, unknown>>)
 }
 
 /**
+ * The delete of a reader's grant: `grant-repo-reader.sh --revoke` from the uploaded scripts, or from the
+ * installed ones when that upload's folder is gone (a later content hash replaced it).
+ */
+export function revokeCommand(): string {
+  const from = (dir: string) => `${sudoScript("grant-repo-reader.sh", { COOP_READER_NAME: "" }, dir)} --revoke`;
+  return [
+    `if [ -f "$COOP_SCRIPTS_FROM/grant-repo-reader.sh" ]; then ${from('"$COOP_SCRIPTS_FROM"')}`,
+    `elif [ -f "${REMOTE_SCRIPTS_DIR}/grant-repo-reader.sh" ]; then ${from(`"${REMOTE_SCRIPTS_DIR}"`)}`,
+    `else echo "no grant-repo-reader.sh on this host: nothing to revoke"; fi`,
+  ].join("; ");
+}
+
+/**
  * Names one install by its triggers: a replacement (new triggers) creates the new install before it
  * deletes the old, and the old one's uninstall sees a newer ID recorded on the host and leaves it alone.
  */
@@ -123,6 +164,8 @@ export class Backup extends pulumi.ComponentResource {
   public readonly repositories: pulumi.Output<string[]>;
   /** The result drill.sh wrote for the drill of this `up` (JSON: ok, reason, ttrSeconds, verified). */
   public readonly lastDrill: pulumi.Output<string>;
+  /** Per stack of `backup.readers`, its read-only way in (secret: it holds a key and the restic passphrase). */
+  public readonly readerGrants: pulumi.Output<Record<string, ReaderGrant>>;
 
   constructor(name: string, args: BackupArgs, opts?: pulumi.ComponentResourceOptions) {
     super("socialcoop:backup:Backup", name, {}, opts);
@@ -150,7 +193,9 @@ export class Backup extends pulumi.ComponentResource {
       s3SecretAccessKey: b.s3 ? args.s3SecretAccessKey : undefined,
     };
     const installHash = scriptsHash(["install-backup.sh"]);
-    const settings = stableJson({ pgVersion: args.pgVersion, backup: b });
+    // Readers are granted on their own (below): adding one must not re-install the backups.
+    const { readers, ...installed } = b;
+    const settings = stableJson({ pgVersion: args.pgVersion, backup: installed });
     const installTriggers = [installHash, settings];
     const install = (
       role: string,
@@ -229,11 +274,36 @@ export class Backup extends pulumi.ComponentResource {
     // The connection makes every output secret; the result holds no secret (drill.sh writes counts and timings).
     this.lastDrill = pulumi.unsecret(drillResult.stdout);
 
+    const grants = readers.map((reader) => {
+      const environment = scriptEnvironment({ readerName: reader, scriptsFrom: args.repo.scripts.path, pgbackrestCipherPass: args.pgbackrestCipherPass });
+      const grant = new command.remote.Command(
+        `${name}-reader-${reader}`,
+        {
+          connection: args.repo.connection,
+          create: sudoScript("grant-repo-reader.sh", environment),
+          delete: revokeCommand(),
+          environment,
+          // stdout holds the reader's private key: never logged, and a secret in the state.
+          logging: "stderr",
+          addPreviousOutputInEnv: false,
+          triggers: [scriptsHash(["grant-repo-reader.sh"]), reader],
+        },
+        // After the first backup: restic makes its files only as readable as the repository's config file,
+        // so the grant must find (and open to its group) a repository that exists.
+        { parent: this, dependsOn: [repoTrust, initialBackup], additionalSecretOutputs: ["stdout"] },
+      );
+      return pulumi.all([grant.stdout, args.repo.address, args.resticPassword ?? ""]).apply(([stdout, host, resticPassword]): [string, ReaderGrant] => [
+        reader,
+        { host, port: 22, ...parseReaderGrant(stdout), pgbackrestPath: "/srv/backup/pgbackrest", resticPath: "/srv/backup/restic", stanza: "main", resticPassword },
+      ]);
+    });
+    this.readerGrants = pulumi.secret(pulumi.all(grants).apply((entries) => Object.fromEntries(entries)));
+
     this.repositories = pulumi.all([args.repo.address]).apply(([repoAddress]) => {
       const repos = [`pgbackrest: ${repoAddress}:/srv/backup/pgbackrest`, `restic: sftp:${repoAddress}:/srv/backup/restic`];
       if (b.s3) repos.push(`pgbackrest: ${b.s3.endpoint}/${b.s3.bucket}/pgbackrest`, `restic: s3:${b.s3.endpoint}/${b.s3.bucket}/restic`);
       return repos;
     });
-    this.registerOutputs({ drill: this.drill, installs: this.installs, repositories: this.repositories, lastDrill: this.lastDrill });
+    this.registerOutputs({ drill: this.drill, installs: this.installs, repositories: this.repositories, lastDrill: this.lastDrill, readerGrants: this.readerGrants });
   }
 }

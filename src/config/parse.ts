@@ -382,6 +382,18 @@ export function crossFieldProblems(cfg: CrossFieldInput, stackName: string): Con
     out.push(problem(["restore", "from"], `is "s3" but ${why}`, "pulumi config set --path 'restore.from' secondary"));
   }
 
+  const readers = cfg.backup?.readers ?? [];
+  if (readers.length > 0 && !cfg.hosts.secondary) {
+    out.push(problem(["backup", "readers"], `names ${readers.join(", ")} but this stack has no hosts.secondary holding a repository to read`, "pulumi config rm --path 'backup.readers'"));
+  }
+  if (readers.includes(cfg.stackRole)) {
+    const rest = readers.filter((r) => r !== cfg.stackRole);
+    out.push(problem(["backup", "readers"], `names this stack itself (${cfg.stackRole}); it reads its own backups already`, rest.length > 0 ? setFix(["backup", "readers"], JSON.stringify(rest)) : "pulumi config rm --path 'backup.readers'"));
+  }
+  if (new Set(readers).size !== readers.length) {
+    out.push(problem(["backup", "readers"], `names a stack twice`, setFix(["backup", "readers"], JSON.stringify([...new Set(readers)]))));
+  }
+
   if ((["prod", "alpha", "town"] as const).some((r) => r === stackName) && stackName !== cfg.stackRole) {
     out.push(problem(["stackRole"], `found "${cfg.stackRole}" but this stack is named "${stackName}"`, `pulumi config set stackRole ${stackName}`));
   }

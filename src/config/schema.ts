@@ -100,6 +100,12 @@ export const backupSchema = z.strictObject({
   drillMaxAgeHours: z.number().int().min(1).max(24 * 14).default(26),
   dailyAt: z.string().regex(TIME_OF_DAY, { error: 'expected a UTC time of day as "HH:MM", like "03:15"' }).default("03:15"),
   drillAt: z.string().regex(TIME_OF_DAY, { error: 'expected a UTC time of day as "HH:MM", like "05:30"' }).default("05:30"),
+  /**
+   * Stacks that may read (never change) this stack's backups, through a credential of their own on the
+   * repository host (scripts/grant-repo-reader.sh): alpha restores prod's. The grant is the stack output
+   * `backupReaders` (secret).
+   */
+  readers: z.array(z.enum(STACK_ROLES)).default([]),
 });
 export type BackupConfig = z.infer<typeof backupSchema>;
 
@@ -158,7 +164,7 @@ export const plainConfigSchema = z.strictObject({
   sshKeys: z.array(z.string().superRefine(refuse(publicKeyProblem))).min(1),
   hosts: z.strictObject({ primary: hostSchema, secondary: hostSchema.optional() }),
   versions: versionsSchema,
-  backup: backupSchema.default({ fullEveryDays: 7, retentionFull: 4, drillMaxAgeHours: 26, dailyAt: "03:15", drillAt: "05:30" }),
+  backup: backupSchema.default({ fullEveryDays: 7, retentionFull: 4, drillMaxAgeHours: 26, dailyAt: "03:15", drillAt: "05:30", readers: [] }),
   localCloud: localCloudSchema.default({ network: "coop-local", subnet4: "10.231.7.0/24", subnet6: "fd42:231:7::/64" }),
   tls: tlsSchema.default({ acmeServer: LETS_ENCRYPT }),
   restore: restoreSchema.optional(),
@@ -203,6 +209,8 @@ export const EXAMPLES: Record<string, string> = {
   "backup.drillMaxAgeHours": "26",
   "backup.dailyAt": "03:15",
   "backup.drillAt": "05:30",
+  "backup.readers": '["alpha"]',
+  "backup.readers.*": "alpha",
   "localCloud.network": "coop-local",
   "localCloud.subnet4": "10.231.7.0/24",
   "localCloud.subnet6": "fd42:231:7::/64",

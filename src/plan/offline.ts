@@ -17,6 +17,8 @@ export interface RecordedResource {
   readonly dependsOn: readonly string[];
   readonly protect: boolean;
   readonly ignoreChanges: readonly string[];
+  /** Outputs the engine must store as secrets whatever their value. */
+  readonly additionalSecretOutputs: readonly string[];
 }
 
 export interface OfflineRun {
@@ -61,6 +63,7 @@ interface RegisterRequest {
   getDependenciesList(): string[];
   getProtect(): boolean;
   getIgnorechangesList(): string[];
+  getAdditionalsecretoutputsList(): string[];
 }
 interface MonitorLike {
   registerResource(req: RegisterRequest, cb: unknown): unknown;
@@ -73,7 +76,7 @@ function urnName(urn: string): { name: string; type: string } {
 
 export async function runOffline(cfg: OfflineConfig, programPath = path.join(__dirname, "..", "..", "index.ts")): Promise<OfflineRun> {
   const recorded: RecordedResource[] = [];
-  const options = new Map<string, Pick<RecordedResource, "parent" | "parentType" | "dependsOn" | "protect" | "ignoreChanges">>();
+  const options = new Map<string, Pick<RecordedResource, "parent" | "parentType" | "dependsOn" | "protect" | "ignoreChanges" | "additionalSecretOutputs">>();
   let servers = 0;
   let ids = 1000;
 
@@ -92,6 +95,7 @@ export async function runOffline(cfg: OfflineConfig, programPath = path.join(__d
           dependsOn: opts?.dependsOn ?? [],
           protect: opts?.protect ?? false,
           ignoreChanges: opts?.ignoreChanges ?? [],
+          additionalSecretOutputs: opts?.additionalSecretOutputs ?? [],
         });
         // Numeric IDs, as Hetzner and DigitalOcean hand out, so `id.apply(Number)` holds up.
         return { id: String(ids++), state: { ...args.inputs, ...fakeState(args.type, args.name, n) } };
@@ -115,6 +119,7 @@ export async function runOffline(cfg: OfflineConfig, programPath = path.join(__d
       dependsOn: req.getDependenciesList().map((u) => urnName(u).name),
       protect: req.getProtect(),
       ignoreChanges: req.getIgnorechangesList(),
+      additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
     });
     return register(req, cb);
   };
@@ -143,6 +148,7 @@ async function outputValue<T>(o: pulumi.Output<T>): Promise<T | typeof UNKNOWN> 
   // An unknown Output (a command's stdout in a preview) never calls apply; the SDK keeps its known-ness
   // in a field it does not type publicly, so it is read through this narrowed cast.
   const known = await (o as unknown as { isKnown: Promise<boolean> }).isKnown;
-  if (!known) return UNKNOWN;
-  return new Promise((resolve) => o.apply((v) => resolve(v)));
+  const value = known ? await new Promise<T | typeof UNKNOWN>((resolve) => o.apply((v) => resolve(v))) : UNKNOWN;
+  // A secret stack output keeps the wrapper a secret input has (known or not), so a test can tell it is one.
+  return (await pulumi.isSecret(o)) ? ({ [SIG_KEY]: SECRET_SIG, value } as unknown as T) : value;
 }

@@ -29,6 +29,8 @@ let first: UpResult;
 let instanceSecret = "";
 /** The owner account's first password, generated on the host: the same. */
 let adminPassword = "";
+/** alpha's read-only key to the secondary's repositories, from the secret output backupReaders. */
+let readerKey = "";
 const logs: string[] = [];
 const log = (s: string) => logs.push(s);
 
@@ -116,7 +118,12 @@ beforeAll(async () => {
     stateDir: path.join(root, "state"),
     stackName: STACK,
     stackFile: "Pulumi.local.yaml",
-    config: { ...acme.config, localCloud: JSON.stringify({ network: NETWORK, subnet4: `${SUBNET}.0/24`, subnet6: "fd42:231:9::/64" }) },
+    config: {
+      ...acme.config,
+      localCloud: JSON.stringify({ network: NETWORK, subnet4: `${SUBNET}.0/24`, subnet6: "fd42:231:9::/64" }),
+      // alpha may read this stack's backups (and nothing more): the grant runs on the secondary.
+      backup: JSON.stringify({ readers: ["alpha"] }),
+    },
     secrets,
     log,
   });
@@ -147,9 +154,9 @@ describe("pulumi up of the local stack from nothing (real engine, real machines)
     expect(String(out.primaryHostKey.value)).toMatch(/^ssh-ed25519 AAAA/);
     const created = first.summary.resourceChanges?.create ?? 0;
     // stack, network + bridge, 2 hosts × (component, machine, ready, authorized keys, scripts),
-    // names + 2 entries, database + install, app + fixture source + deploy, backup + 6 hooks, the upgrade
-    // chain (drill, its result, PostgreSQL, the fixture hop, health).
-    expect(created).toBe(1 + 2 + 2 * 5 + 3 + 2 + 3 + 7 + 6);
+    // names + 2 entries, database + install, app + fixture source + deploy, backup + 6 hooks + alpha's read
+    // grant, the upgrade chain (drill, its result, PostgreSQL, the fixture hop, health).
+    expect(created).toBe(1 + 2 + 2 * 5 + 3 + 2 + 3 + 8 + 6);
     expect(out.appRelease.value).toBe("v1.2.0");
   });
 
@@ -275,6 +282,38 @@ describe("pulumi up of the local stack from nothing (real engine, real machines)
     log(`drill on the secondary: ${JSON.stringify(result.ttrSeconds)}`);
   });
 
+  it("the backupReaders output (secret) lets alpha read the secondary's repositories and change nothing", async () => {
+    const out = await stack.outputs();
+    expect(out.backupReaders.secret).toBe(true);
+    const grant = (out.backupReaders.value as Record<string, { host: string; user: string; privateKey: string; hostKey: string; resticPath: string; resticPassword: string }>).alpha;
+    expect(grant).toMatchObject({ host: SECONDARY, user: "coop-read-alpha", resticPassword: secrets.resticPassword });
+    expect(grant.hostKey).toBe((await hostKeys()).secondary);
+    readerKey = Buffer.from(grant.privateKey, "base64").toString("utf8");
+    const key = path.join(root, "reader_key");
+    fs.writeFileSync(key, readerKey, { mode: 0o600 });
+    const kh = path.join(root, "known_hosts-reader");
+    fs.writeFileSync(kh, `${grant.host} ${grant.hostKey}\n`);
+    const sshCmd = path.join(root, "reader_ssh");
+    fs.writeFileSync(sshCmd, `#!/bin/sh\nexec ssh -F /dev/null -i ${key} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=${kh} -o ConnectTimeout=10 "$@"\n`, { mode: 0o755 });
+    const asReader = (command: string) => sh(sshCmd, [`${grant.user}@${grant.host}`, command]);
+    const info = asReader("pgbackrest --stanza=main --output=json info");
+    expect(info.code, info.out).toBe(0);
+    expect((JSON.parse(info.out) as { backup: unknown[] }[])[0].backup.length).toBeGreaterThan(0);
+    const pw = path.join(root, "reader-restic-password");
+    fs.writeFileSync(pw, grant.resticPassword, { mode: 0o600 });
+    const restic = (args: string) =>
+      sh("bash", ["-c", `restic -r sftp:${grant.user}@${grant.host}:${grant.resticPath} --password-file ${pw} --cache-dir ${root}/reader-cache -o sftp.command='${sshCmd} ${grant.user}@${grant.host} -s sftp' ${args}`]);
+    const snapshots = restic("--no-lock snapshots --json");
+    expect(snapshots.code, snapshots.out).toBe(0);
+    expect((JSON.parse(snapshots.out) as unknown[]).length).toBeGreaterThan(0);
+    // What could change prod's backups is refused (test/integration/backup/repo-reader.test.ts tries more).
+    expect(asReader("id").code).not.toBe(0);
+    expect(asReader("pgbackrest --stanza=main expire").code).not.toBe(0);
+    const sftp = sh("bash", ["-c", `echo 'rm ${grant.resticPath}/config' | sftp -b - -S ${sshCmd} ${grant.user}@${grant.host}`]);
+    expect(sftp.code, sftp.out).not.toBe(0);
+    expect(sftp.out).toContain("Permission denied");
+  });
+
   it("a commit on an otherwise idle primary reaches the secondary's repository within archive_timeout (the RPO bound)", async () => {
     const keys = await hostKeys();
     const bound = 60;
@@ -382,7 +421,7 @@ describe("pulumi up of the local stack from nothing (real engine, real machines)
 
   it("secrets appear nowhere: not in the state file, the engine's output, or the hosts' logs", async () => {
     const keys = await hostKeys();
-    const needles = [secrets.resticPassword, secrets.pgbackrestCipherPass, secrets.sshPrivateKey.split("\n")[2]];
+    const needles = [secrets.resticPassword, secrets.pgbackrestCipherPass, secrets.sshPrivateKey.split("\n")[2], ...(readerKey ? [readerKey.split("\n")[2]] : [])];
     const hostNeedles = [secrets.sshPrivateKey.split("\n")[2]];
     // The files the engine wrote (state, its backups and history, logs), not `stack export --show-secrets`.
     const files = (dir: string): string[] =>

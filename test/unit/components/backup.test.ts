@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DRILL_COMMAND, FULL_BACKUP_COMMAND, INITIAL_BACKUP_COMMAND, backupArgsProblems, installId, parsePeerKeys, uninstallCommand } from "../../../components/backup";
+import { DRILL_COMMAND, FULL_BACKUP_COMMAND, INITIAL_BACKUP_COMMAND, backupArgsProblems, installId, parsePeerKeys, parseReaderGrant, uninstallCommand } from "../../../components/backup";
 import { SCRIPTS_DIR, envName, folderHash, scriptClosure, scriptEnvironment, scriptsHash, sudoScript } from "../../../components/lib/script";
 import { ConfigError } from "../../../src/config/problems";
 import { parseStackConfig } from "../../../src/config/parse";
@@ -304,5 +304,69 @@ describe("backup inputs", () => {
     ]);
     const ok = parseStackConfig(toRaw(prodConfig()));
     expect(ok.backup).toMatchObject({ dailyAt: "03:15", drillAt: "05:30" });
+  });
+});
+
+describe("read-only readers of the backups (backup.readers)", () => {
+  let withReader: OfflineRun;
+  beforeAll(async () => {
+    const cfg = prodConfig();
+    cfg.backup = { readers: ["alpha"] };
+    withReader = await planFor(cfg);
+  });
+
+  it("grants each reader on the repository host after its install, with the stdout (the key) secret and never logged", () => {
+    const grant = one(withReader, COMMAND, "prod-backup-reader-alpha");
+    expect(grant.parent).toBe("prod-backup");
+    expect(grant.dependsOn).toEqual(expect.arrayContaining(["prod-backup-repo-trust", "prod-backup-initial-backup"]));
+    expect((reveal(grant.inputs.connection) as { host: string }).host).toBe(withReader.outputs.secondaryIpv4);
+    expect(grant.additionalSecretOutputs).toContain("stdout");
+    expect(grant.inputs.logging).toBe("stderr");
+    expect(grant.inputs.create).toBe('sudo bash "$COOP_SCRIPTS_FROM"/grant-repo-reader.sh');
+    expect(env(grant).COOP_READER_NAME).toBe("alpha");
+    expect(onlyInsideSecrets(grant.inputs, SECRET_VALUES.pgbackrestCipherPass)).toEqual({ present: true, plain: false });
+    expect(grant.inputs.delete).toContain("grant-repo-reader.sh --revoke");
+    expect(grant.inputs.triggers).toEqual([scriptsHash(["grant-repo-reader.sh"]), "alpha"]);
+  });
+
+  it("adding a reader changes nothing else: the installs and the drill keep their triggers", () => {
+    for (const name of ["prod-backup-repo-install", "prod-backup-db-install", "prod-backup-repo-trust", "prod-backup-drill"]) {
+      expect(one(withReader, COMMAND, name).inputs.triggers, name).toEqual(one(prod, COMMAND, name).inputs.triggers);
+    }
+    expect(ofType(prod, COMMAND).some((r) => r.name.includes("-reader-"))).toBe(false);
+  });
+
+  it("the stack output backupReaders is secret (its value is known once the grant has run)", () => {
+    expect(isSecretValue(withReader.outputs.backupReaders)).toBe(true);
+    expect(withReader.outputs.backupReaders).not.toEqual(prod.outputs.backupReaders);
+  });
+
+  it("a reader's stdout is parsed; real output without its lines is an error", () => {
+    expect(parseReaderGrant("reader-user coop-read-alpha\nreader-key QUJD\nhost-key ssh-ed25519 AAAA\n")).toEqual({ user: "coop-read-alpha", privateKey: "QUJD", hostKey: "ssh-ed25519 AAAA" });
+    expect(parseReaderGrant(undefined)).toEqual({ user: "", privateKey: "", hostKey: "" });
+    expect(() => parseReaderGrant("coop[grant-repo-reader] INFO done\n")).toThrow(/reader-user\/reader-key\/host-key/);
+  });
+
+  it("bad readers are refused with the key path and fix: itself, twice, or on a stack without a secondary", () => {
+    const problemsOf = (cfg: ReturnType<typeof prodConfig>) => {
+      try {
+        parseStackConfig(toRaw(cfg));
+        return [];
+      } catch (e) {
+        return (e as ConfigError).problems.map((p) => `${p.path}: ${p.message} | ${p.fix}`);
+      }
+    };
+    const self = prodConfig();
+    self.backup = { readers: ["prod", "alpha"] };
+    expect(problemsOf(self)).toEqual([expect.stringMatching(/^backup\.readers: names this stack itself \(prod\).*\| pulumi config set --path 'backup\.readers' '\["alpha"\]'$/)]);
+    const twice = prodConfig();
+    twice.backup = { readers: ["alpha", "alpha"] };
+    expect(problemsOf(twice)).toEqual([expect.stringMatching(/^backup\.readers: names a stack twice \| pulumi config set --path 'backup\.readers' '\["alpha"\]'$/)]);
+    const alpha = alphaConfig();
+    alpha.backup = { readers: ["town"] };
+    expect(problemsOf(alpha)).toEqual([expect.stringMatching(/^backup\.readers: names town but this stack has no hosts\.secondary.*\| pulumi config rm --path 'backup\.readers'$/)]);
+    const unknown = prodConfig();
+    unknown.backup = { readers: ["staging"] as unknown as ["alpha"] };
+    expect(problemsOf(unknown)).toEqual([`backup.readers[0]: expected one of "prod", "alpha", "town", found "staging" | pulumi config set --path 'backup.readers[0]' alpha`]);
   });
 });
