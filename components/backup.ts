@@ -70,6 +70,10 @@ export function parsePeerKeys(stdout: string | undefined): PeerKeys {
   return { publicKey, hostKey };
 }
 
+/** Where install-backup.sh (repository side) keeps the two repositories on the secondary. */
+const PGBACKREST_REPO_PATH = "/srv/backup/pgbackrest";
+const RESTIC_REPO_PATH = "/srv/backup/restic";
+
 /** What a reading stack needs to reach this stack's repositories read-only (grant-repo-reader.sh's stdout). */
 export interface ReaderGrant {
   /** The repository host's address and SSH port. */
@@ -294,13 +298,13 @@ export class Backup extends pulumi.ComponentResource {
       );
       return pulumi.all([grant.stdout, args.repo.address, args.resticPassword ?? ""]).apply(([stdout, host, resticPassword]): [string, ReaderGrant] => [
         reader,
-        { host, port: 22, ...parseReaderGrant(stdout), pgbackrestPath: "/srv/backup/pgbackrest", resticPath: "/srv/backup/restic", stanza: "main", resticPassword },
+        { host, port: 22, ...parseReaderGrant(stdout), pgbackrestPath: PGBACKREST_REPO_PATH, resticPath: RESTIC_REPO_PATH, stanza: "main", resticPassword },
       ]);
     });
     this.readerGrants = pulumi.secret(pulumi.all(grants).apply((entries) => Object.fromEntries(entries)));
 
     this.repositories = pulumi.all([args.repo.address]).apply(([repoAddress]) => {
-      const repos = [`pgbackrest: ${repoAddress}:/srv/backup/pgbackrest`, `restic: sftp:${repoAddress}:/srv/backup/restic`];
+      const repos = [`pgbackrest: ${repoAddress}:${PGBACKREST_REPO_PATH}`, `restic: sftp:${repoAddress}:${RESTIC_REPO_PATH}`];
       if (b.s3) repos.push(`pgbackrest: ${b.s3.endpoint}/${b.s3.bucket}/pgbackrest`, `restic: s3:${b.s3.endpoint}/${b.s3.bucket}/restic`);
       return repos;
     });

@@ -20,7 +20,7 @@
 #   COOP_READER_NAME               the reading stack, e.g. alpha (user coop-read-<name>); required
 #   COOP_READER_FROM               the address it connects from (empty: any; set it on real hosts)
 #   COOP_PGBACKREST_CIPHER_PASS    the repository's passphrase (secret, from the environment only)
-#   COOP_REPO_OS_USER [coop-backup]  owner of the repositories   COOP_STANZA [main]
+#   COOP_REPO_OS_USER [coop-backup]  owner of the repositories
 #   COOP_REPO_PATH [/srv/backup/pgbackrest]   COOP_RESTIC_REPO_PATH [/srv/backup/restic]
 #   COOP_READER_AUTHORIZED_KEYS [/var/lib/coop-read-<name>/.ssh/authorized_keys]  root-owned: the reader
 #                                  cannot change what its key may run
@@ -58,7 +58,6 @@ reader_env() {
   CIPHER_PASS="${COOP_PGBACKREST_CIPHER_PASS}"
   unset COOP_PGBACKREST_CIPHER_PASS
   COOP_REPO_OS_USER="${COOP_REPO_OS_USER:-coop-backup}"
-  COOP_STANZA="${COOP_STANZA:-main}"
   COOP_REPO_PATH="${COOP_REPO_PATH:-/srv/backup/pgbackrest}"
   COOP_RESTIC_REPO_PATH="${COOP_RESTIC_REPO_PATH:-/srv/backup/restic}"
   id -u "${COOP_REPO_OS_USER}" >/dev/null 2>&1 || die "no user ${COOP_REPO_OS_USER}: install-backup.sh (repo side) must run on this host first"
@@ -115,6 +114,7 @@ CONF
 # The forced command of the reader's key: a read-only sftp server, or pgBackRest's remote with this
 # host's reader configuration. The command's words are split, never evaluated by a shell.
 render_wrapper() {
+  local allowed='restore:remote|archive-get:remote|info:remote|info'
   cat <<WRAPPER
 #!/bin/bash
 # Managed by grant-repo-reader.sh: all ${READER}'s key may run.
@@ -128,11 +128,11 @@ case "\${words[0]:-}" in
       case "\${w}" in
         --config=* | --config-path=* | --config-include-path=* | --repo*-path=*) ;;
         --*) args+=("\${w}") ;;
-        restore:remote | archive-get:remote | info:remote | info) args+=("\${w}") ;;
-        *) echo "coop-repo-reader: refused argument '\${w}'" >&2; exit 1 ;;
+        *) [[ "\${w}" =~ ^(${allowed})\$ ]] || { echo "coop-repo-reader: refused argument '\${w}'" >&2; exit 1; }
+          args+=("\${w}") ;;
       esac
     done
-    [[ "\${args[-1]:-}" =~ ^(restore:remote|archive-get:remote|info:remote|info)\$ ]] ||
+    [[ "\${args[-1]:-}" =~ ^(${allowed})\$ ]] ||
       { echo "coop-repo-reader: only pgBackRest's info and the remote of a restore or archive-get may run" >&2; exit 1; }
     exec pgbackrest --config=${READER_CONFIG} "\${args[@]}" ;;
   *) echo "coop-repo-reader: ${READER} may only read the backups (sftp, pgbackrest remote)" >&2; exit 1 ;;

@@ -32,8 +32,6 @@ readonly SCRIPT_DIR
 source "${SCRIPT_DIR}/lib/common.sh"
 # shellcheck source=lib/pg.sh
 source "${SCRIPT_DIR}/lib/pg.sh"
-# shellcheck source=lib/files.sh
-source "${SCRIPT_DIR}/lib/files.sh"
 # shellcheck source=lib/app-site.sh
 source "${SCRIPT_DIR}/lib/app-site.sh"
 # shellcheck source=lib/alpha.sh
@@ -72,15 +70,13 @@ already_sanitized() {
 }
 
 preflight() {
-  local table missing=()
+  local missing
   require_cmd openssl python3 redis-cli sha256sum "${COOP_ALPHA_NFT%% *}"
   python3 -c 'import cryptography' 2>/dev/null || die "python3 lacks the cryptography module (Debian: python3-cryptography)"
   id -u "${COOP_APP_USER}" >/dev/null 2>&1 || die "no user ${COOP_APP_USER} on this host (COOP_APP_USER)"
   [[ -f "${COOP_ENV_FILE}" ]] || die "${COOP_ENV_FILE} is missing: restore prod's backup onto this host first (restore-instance.sh)"
-  for table in "${ALPHA_TABLES[@]}"; do
-    [[ "$(pg_sql "select to_regclass('public.${table}') is not null")" == t ]] || missing+=("${table}")
-  done
-  ((${#missing[@]} == 0)) || die "${COOP_DB_NAME} lacks ${missing[*]}: not a Mastodon database this script knows how to make safe; nothing was changed"
+  missing=$(pg_sql "select coalesce(string_agg(t, ' '), '') from unnest(string_to_array('${ALPHA_TABLES[*]}', ' ')) t where to_regclass('public.' || t) is null")
+  [[ -z "${missing}" ]] || die "${COOP_DB_NAME} lacks ${missing}: not a Mastodon database this script knows how to make safe; nothing was changed"
 }
 
 # From here until the database holds the record, no app process can start (nor restart after a crash).
@@ -199,7 +195,7 @@ main() {
   env_defaults
   run_begin sanitize-alpha "${COOP_ALPHA_DOMAIN}"
   # A finished alpha (serving, with its own Redis) is left alone: only a restore of prod needs this.
-  if ! grep -q '^done=' "${COOP_STATE_FILE}" && already_sanitized && bash "${COOP_ALPHA_GUARD}" 2>/dev/null; then
+  if ! grep -q '^done=' "${COOP_STATE_FILE}" && [[ -f "${COOP_ALPHA_GUARD}" ]] && bash "${COOP_ALPHA_GUARD}" 2>/dev/null; then
     log_info "${COOP_DB_NAME} and ${COOP_ENV_FILE} were sanitized for ${COOP_ALPHA_DOMAIN} already: nothing to do"
     run_finish
     return 0

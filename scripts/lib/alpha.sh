@@ -83,13 +83,13 @@ render_alpha_guard() {
 #!/bin/bash
 # Managed by scripts/sanitize-alpha.sh: alpha's app units run this before they start.
 set -euo pipefail
+$(declare -f alpha_secret_digest)
 fail() { echo "coop-alpha-guard: \$*; run sanitize-alpha.sh (docs/runbooks/alpha.md)" >&2; exit 1; }
 recorded=\$(runuser -u $(printf '%q' "${COOP_PG_OS_USER}") -- $(printf '%q' "${COOP_PG_BIN}/psql") -X -A -t -h $(printf '%q' "${COOP_PG_SOCKET}") -p ${COOP_PG_PORT} -U postgres -d $(printf '%q' "${COOP_DB_NAME}") \\
   -c "select secret_digest from coop_alpha.sanitized order by at desc limit 1" 2>/dev/null) ||
   fail "the database holds no sanitized record (a restore of prod not made safe yet)"
 [[ -n "\${recorded}" ]] || fail "the database holds no sanitized record"
-actual=\$(grep -E '^SECRET_KEY_BASE=' $(printf '%q' "${COOP_ENV_FILE}") | tail -n 1 | sha256sum | cut -d' ' -f1)
-[[ "\${recorded}" == "\${actual}" ]] || fail "$(printf '%q' "${COOP_ENV_FILE}") is not the one the database was sanitized with"
+[[ "\${recorded}" == "\$(alpha_secret_digest $(printf '%q' "${COOP_ENV_FILE}"))" ]] || fail "$(printf '%q' "${COOP_ENV_FILE}") is not the one the database was sanitized with"
 ${COOP_ALPHA_NFT} list table inet coop_alpha_egress >/dev/null 2>&1 || fail "the egress firewall (table inet coop_alpha_egress) is not loaded"
 GUARD
 }

@@ -62,7 +62,7 @@ function dirOwned(path: string, owner: SystemUser, mode = 0o700): string {
 }
 
 /** An ssh client command with a fixed key and known_hosts, as pgBackRest's cmd-ssh and restic's sftp.command. */
-function sshWrapper(path: string, sshd: SshdServer, key: string, owner: SystemUser): void {
+export function sshWrapper(path: string, sshd: SshdServer, key: string, owner: SystemUser): void {
   const body = `#!/bin/sh\nexec ssh -F /dev/null -i ${key} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=${sshd.knownHostsPath} -o GlobalKnownHostsFile=/dev/null "$@"\n`;
   writeOwned(path, body, owner, 0o755);
 }

@@ -6,7 +6,8 @@ import { execFileSync } from "node:child_process";
 import { chownSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startBackupRig, type BackupRig } from "../../../src/local/backup-rig";
+import { sshWrapper, startBackupRig, type BackupRig } from "../../../src/local/backup-rig";
+import { ensureUser } from "../../../src/local/users";
 import { run } from "../../../src/local/run";
 import { generate } from "../../fixtures/mastodon/generator";
 import { ok, TABLE_DIGESTS_SQL, treeHashes } from "./rig-support";
@@ -53,9 +54,7 @@ beforeAll(async () => {
   rig = await startBackupRig({ extraSshUsers: [READER] });
   await generate({ target: { host: "127.0.0.1", port: rig.pg.port, db: rig.database }, size: "10MB", mediaDir: rig.mediaDir, seed: 21 });
   ok(await rig.script("backup.sh"), "prod's backup before the grant");
-  const dbUser = rig.pg.osUser;
-  const uid = Number(execFileSync("id", ["-u", dbUser], { encoding: "utf8" }).trim());
-  const gid = Number(execFileSync("id", ["-g", dbUser], { encoding: "utf8" }).trim());
+  const dbUser = await ensureUser(rig.pg.osUser);
   // The repository host's own SSH host key, which the grant hands to the reader to pin.
   const etc = join(rig.dir, "etc");
   mkdirSync(join(etc, "ssh"), { recursive: true });
@@ -93,20 +92,16 @@ beforeAll(async () => {
   // alpha's side holds the key, on its database side.
   const key = join(rig.dir, "db", "alpha_ed25519");
   writeFileSync(key, Buffer.from(grantLines["reader-key"], "base64"), { mode: 0o600 });
-  chownSync(key, uid, gid);
+  chownSync(key, dbUser.uid, dbUser.gid);
   readerSsh = join(rig.dir, "db", "alpha-ssh");
-  writeFileSync(
-    readerSsh,
-    `#!/bin/sh\nexec ssh -F /dev/null -i ${key} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=${rig.sshd.knownHostsPath} -o GlobalKnownHostsFile=/dev/null "$@"\n`,
-    { mode: 0o755 },
-  );
+  sshWrapper(readerSsh, rig.sshd, key, dbUser);
   // The database side of alpha: the rig's config with the reader as the repository host's user.
   const dbConf = readFileSync(rig.env.COOP_PGBACKREST_CONFIG, "utf8")
     .replace(/^repo1-host-user=.*$/m, `repo1-host-user=${READER}`)
     .replace(/^cmd-ssh=.*$/m, `cmd-ssh=${readerSsh}`);
   const readerConf = join(rig.dir, "db", "reader-db.conf");
   writeFileSync(readerConf, dbConf, { mode: 0o600 });
-  chownSync(readerConf, uid, gid);
+  chownSync(readerConf, dbUser.uid, dbUser.gid);
   readerEnv = {
     ...rig.env,
     COOP_PGBACKREST_CONFIG: readerConf,
