@@ -63,12 +63,12 @@ validate() {
 # stanza-create is idempotent on a matching stanza; after a PostgreSQL major upgrade it asks for stanza-upgrade.
 ensure_stanza() {
   local out
-  if out=$(pgbr_repo stanza-create 2>&1); then
+  if out=$(pgbr_repo_locked stanza-create); then
     return 0
   fi
   if grep -q "stanza-upgrade" <<<"${out}"; then
     log_info "database changed since the stanza was created: stanza-upgrade"
-    pgbr_repo stanza-upgrade
+    out=$(pgbr_repo_locked stanza-upgrade) || die "stanza-upgrade failed: ${out}"
     return 0
   fi
   die "stanza-create failed: ${out}"

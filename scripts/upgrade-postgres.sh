@@ -156,8 +156,10 @@ stop_old_cluster() {
 }
 
 # A pg_upgrade that was interrupted has linked some files and renamed the old pg_control: undo that
-# and start from a fresh new cluster.
+# and start from a fresh new cluster. A server of the new cluster left by a kill in an earlier step
+# (pg_upgrade --check starts it) is stopped first, or pg_upgrade refuses to run.
 upgrade_cluster() {
+  pgu_stop "${COOP_PG_NEW_BIN}" "${COOP_PG_NEW_DATA}"
   if [[ -f "${UPGRADE_MARK}" ]]; then
     log_warn "an earlier pg_upgrade was interrupted: resetting the new cluster"
     pgu_stop "${COOP_PG_OLD_BIN}" "${COOP_PG_OLD_DATA}"
@@ -191,7 +193,7 @@ analyze_new() {
 # stanza-upgrade records the new cluster's system id and version, so its WAL is archived again.
 upgrade_stanza() {
   local out
-  out=$(pgbr_repo stanza-upgrade 2>&1) || die "pgBackRest stanza-upgrade failed: $(error_lines "${out}")"
+  out=$(pgbr_repo_locked stanza-upgrade) || die "pgBackRest stanza-upgrade failed: $(error_lines "${out}")"
   pgbr_db check
 }
 

@@ -36,8 +36,46 @@ pgu_start() {
     die "PostgreSQL $(pgu_major_of_bin "${bin}") did not start from ${COOP_PG_DATA_LINK}: $(tail -n 5 "${COOP_PG_LOG_FILE}" 2>/dev/null)"
 }
 
-# pgu_stop BIN DATA: stop a cluster with the binaries of its own major.
-pgu_stop() { COOP_PG_BIN="$1" pg_stop_dir "$2"; }
+# pgu_stop BIN DATA: stop a cluster with the binaries of its own major, and any server of DATA that no
+# postmaster.pid names yet. pg_ctl gives the server a session of its own, so a kill of this script's
+# process group leaves it running; killed while pg_ctl was starting it, it may write its pid file only
+# after a re-run has looked, and then break that run's pg_upgrade ("a postmaster servicing the new
+# cluster"). Bounded: SIGQUIT (immediate shutdown), then SIGKILL after 30 s.
+pgu_stop() {
+  local data="${2%/}" waited=0
+  local -a pids
+  COOP_PG_BIN="$1" pg_stop_dir "${data}"
+  mapfile -t pids < <(pgu_servers_of "${data}")
+  ((${#pids[@]} == 0)) && return 0
+  log_warn "stopping PostgreSQL processes of ${data} that no postmaster.pid named: ${pids[*]}"
+  kill -QUIT "${pids[@]}" 2>/dev/null || true
+  while mapfile -t pids < <(pgu_servers_of "${data}") && ((${#pids[@]} > 0)); do
+    ((waited == 300)) && kill -KILL "${pids[@]}" 2>/dev/null
+    ((waited++ < 400)) || die "PostgreSQL processes ${pids[*]} of ${data} did not exit after SIGKILL"
+    sleep 0.1
+  done
+  # A server killed before it could remove its pid file leaves it behind naming a dead process.
+  if [[ -f "${data}/postmaster.pid" ]] && ! pg_postmaster_runs "${data}"; then rm -f "${data}/postmaster.pid"; fi
+}
+
+# pgu_servers_of DATA: processes of the PostgreSQL OS user started on DATA ("-D DATA" in their command
+# line, as pg_ctl and pg_upgrade start them; the shell pg_ctl runs before exec'ing the server too).
+pgu_servers_of() {
+  local data="${1%/}" uid proc cmd IFS=' '
+  local -a args
+  uid=$(id -u "${COOP_PG_OS_USER}")
+  for proc in /proc/[0-9]*; do
+    [[ "${proc#/proc/}" != "$$" ]] || continue
+    mapfile -d '' -t args 2>/dev/null <"${proc}/cmdline" || continue
+    cmd=" ${args[*]} "
+    case "${cmd}" in
+      *" -D ${data} "* | *" -D \"${data}\" "*)
+        [[ "$(stat -c %u "${proc}" 2>/dev/null)" == "${uid}" ]] && printf '%s\n' "${proc#/proc/}"
+        ;;
+    esac
+  done
+  return 0
+}
 
 # pgu_failure_lines OUTPUT: the failed check and its explanation (pg_upgrade prints them after
 # "fatal"), else the lines that name an error.

@@ -70,6 +70,24 @@ pgbr_repo() {
     "$(printf '%q ' pgbackrest "--config=${COOP_REPO_CONFIG}" "--stanza=${COOP_STANZA}" "$@")"
 }
 
+# pgbr_repo_locked ARGS...: pgbr_repo for the stanza commands, which take every lock of the stanza: a
+# killed run's repository side (the SSH client dies first) or the archiver's archive-push may still hold
+# one for a while. Retried on pgBackRest's lock error [050] only, for up to a minute; prints the output.
+pgbr_repo_locked() {
+  local out rc waited=0
+  while true; do
+    rc=0
+    out=$(pgbr_repo "$@" 2>&1) || rc=$?
+    if ((rc == 0)) || ! grep -q 'ERROR: \[050\]' <<<"${out}" || ((waited >= 60)); then
+      printf '%s\n' "${out}"
+      return "${rc}"
+    fi
+    log_warn "pgBackRest $* waits for a lock another pgBackRest process holds ($(error_lines "${out}"))"
+    sleep 5
+    waited=$((waited + 5))
+  done
+}
+
 # The newest backup's label in the repository, or nothing when there is none.
 pgbr_latest_label() {
   pgbr_repo --output=json info | jq -r '.[0].backup[-1].label // empty'

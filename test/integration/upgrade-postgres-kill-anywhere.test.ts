@@ -2,13 +2,16 @@
 // at seeded random moments, inside steps as well as between them, then re-run until it succeeds, each
 // re-run bounded. Holds: the upgrade lands with every table digest, the drill of the new cluster
 // passed, and no cluster, pg_upgrade, pgBackRest or restic process of a killed run is left.
-import { existsSync, readFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startPgUpgradeRig, type PgUpgradeRig } from "../../src/local/pg-upgrade-rig";
 import { generate } from "../fixtures/mastodon/generator";
 import { BASE_SEED, converge, fdHolders, killPlan, runGroup, settledStrays, summary } from "./backup/random-kills";
 import { lockIsFree, ok, TABLE_DIGESTS_SQL } from "./backup/rig-support";
+import { waitFor } from "../../src/local/net";
 
 const KILLS = 5;
 /**
@@ -39,6 +42,40 @@ describe("upgrade-postgres.sh killed at random moments", () => {
     expect(rerun.output).toContain("check done in");
     expect(rerun.output).not.toContain("rolled back");
     expect(rerun.signal, rerun.output.slice(-2000)).toBe("SIGKILL");
+  }, 600_000);
+
+  it("servers of the new cluster left by a kill (one running, one still starting) are stopped before pg_upgrade, and a rollback before the switch gives the old cluster back", async () => {
+    const toUpgrade = await runGroup("upgrade-postgres.sh", { ...u.env, FAULT_AT: "upgrade" }, { boundMs: 300_000 });
+    expect(toUpgrade.signal, toUpgrade.output.slice(-2000)).toBe("SIGKILL");
+    // What a kill of pg_upgrade --check leaves: its server of the new cluster in a session of its own,
+    // and one that pg_ctl had forked but not yet exec'd (it writes postmaster.pid only seconds later).
+    const pgUser = u.rig.pg.osUser;
+    const sockets = mkdtempSync(join(tmpdir(), "coop-orphan-"));
+    const { uid, gid } = userIds(pgUser);
+    chownSync(sockets, uid, gid);
+    const server = `${u.newBin}/postgres -D "${u.newData}" -p ${u.rig.pg.port + 3} -k ${sockets} -c listen_addresses=`;
+    const detached = (cmd: string) => spawn("runuser", ["-u", pgUser, "--", "setsid", "sh", "-c", cmd], { detached: true, stdio: "ignore" });
+    detached(`exec ${server}`);
+    await waitFor("the left-over server of the new cluster to start", () => u.postmasterPid(u.newData) !== undefined, 30_000);
+    const starting = detached(`sleep 6; exec ${server}`);
+    try {
+      const rerun = await runGroup("upgrade-postgres.sh", { ...u.env, FAULT_AT: "switch" }, { boundMs: 300_000 });
+      expect(rerun.output).toContain("that no postmaster.pid named");
+      expect(rerun.output, rerun.output.slice(-3000)).toContain("upgrade done in");
+      expect(rerun.signal, rerun.output.slice(-2000)).toBe("SIGKILL");
+      // The one that was still starting never comes up (it would take the new cluster from pg_upgrade).
+      await new Promise((r) => setTimeout(r, 7_000));
+      expect(u.postmasterPid(u.newData), "a server of the new cluster runs after the re-run").toBeUndefined();
+      expect(starting.exitCode ?? starting.signalCode, "the starting server's shell was stopped").not.toBe(0);
+    } finally {
+      starting.kill("SIGKILL");
+      rmSync(sockets, { recursive: true, force: true });
+    }
+    // Before the point of no return the old cluster comes back whole; the random kills start from it.
+    ok(await u.script("upgrade-postgres.sh", {}, ["rollback"]), "rollback after pg_upgrade");
+    expect(u.linkTarget()).toBe(u.oldData);
+    expect(await u.sql("show server_version_num")).toMatch(new RegExp(`^${u.oldMajor}`));
+    expect(existsSync(u.newData)).toBe(false);
   }, 600_000);
 
   it(`${KILLS} seeded random kills, each re-run resumes, and the upgrade lands with every row and a passing drill`, async () => {
@@ -94,3 +131,10 @@ describe("upgrade-postgres.sh killed at random moments", () => {
     console.log(summary("upgrade-postgres.sh", plan.seed, kills, [reruns], digests === after ? 0 : 1, 0));
   }, 1_500_000);
 });
+
+function userIds(name: string): { uid: number; gid: number } {
+  const line = readFileSync("/etc/passwd", "utf8").split("\n").find((l) => l.startsWith(`${name}:`));
+  if (!line) throw new Error(`no user ${name} in /etc/passwd`);
+  const [, , uid, gid] = line.split(":");
+  return { uid: Number(uid), gid: Number(gid) };
+}

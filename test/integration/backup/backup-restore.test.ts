@@ -1,4 +1,5 @@
 // Backup → restore → every row and file back, over real pgBackRest, restic, sshd, PostgreSQL and Redis.
+import { spawn } from "node:child_process";
 import { existsSync, readFileSync, readdirSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -76,6 +77,18 @@ describe("backup and restore", () => {
     ok(await rig.script("restore.sh", { ...links, COOP_RESTORE_PG_DATA: join(target, "data"), COOP_RESTORE_PORT: String(rig.pg.port + 3), COOP_RESTORE_SOCKET: join(target, "sock"), COOP_RESTORE_FILES_TO: join(target, "files"), COOP_RESTORE_REDIS_RDB: join(target, "redis", "dump.rdb") }), "restore through links");
     expect(treeHashes(join(target, "files", rig.mediaDir))).toEqual(treeHashes(rig.mediaDir));
     expect(readFileSync(join(target, "files", rig.env.COOP_ENV_FILE), "utf8")).toBe(readFileSync(rig.env.COOP_ENV_FILE, "utf8"));
+  });
+
+  it("a stanza lock another pgBackRest process holds (a killed run's repository side) is waited for, not a failure", async () => {
+    const repoUser = rig.env.COOP_REPO_SSH.split("@")[0];
+    const lockFile = join(rig.dir, "repo", "lock", `${rig.env.COOP_STANZA}-archive.lock`);
+    const holder = spawn("runuser", ["-u", repoUser, "--", "flock", lockFile, "sleep", "8"], { stdio: "ignore" });
+    const released = new Promise((r) => holder.on("exit", r));
+    await new Promise((r) => setTimeout(r, 1_000));
+    const backup = ok(await rig.script("backup.sh"), "backup while the archive lock is held");
+    outputs.push(backup.output);
+    expect(backup.output).toMatch(/stanza-create waits for a lock another pgBackRest process holds/);
+    await released;
   });
 
   it("no passphrase appears in any script output", () => {
