@@ -5,7 +5,7 @@ import { Backup } from "./components/backup";
 import { Database, PG_DATA_LINK } from "./components/database";
 import { FIXTURE_UPGRADE_PARAMS, MastodonApp, tlsArgs } from "./components/mastodon";
 import { Providers } from "./components/providers";
-import { Restore, restoreKey } from "./components/restore";
+import { readerGrantFrom, Restore, restoreKey } from "./components/restore";
 import { declareHosts } from "./components/stack-hosts";
 import { declareNames } from "./components/stack-names";
 import { Upgrade } from "./components/upgrade";
@@ -51,11 +51,16 @@ const backup =
       })
     : undefined;
 
+// alpha restores prod's backups through the read-only grant in prod's stack output.
+const reader =
+  cfg.restore?.from === "prod"
+    ? { grant: readerGrantFrom(cfg.stackName, cfg.restore.stack ?? "prod", cfg.stackRole), domain: names[0] }
+    : undefined;
 const restore =
   cfg.restore && primary
     ? new Restore(`${cfg.stackName}-restore`, {
         connection: primary.connection, scripts: primary.scripts, restore: cfg.restore, pgVersion: cfg.versions.postgres,
-        pgDataLink: PG_DATA_LINK, after: [database.installed, ...(backup?.installs ?? [])],
+        pgDataLink: PG_DATA_LINK, after: [database.installed, ...(backup?.installs ?? [])], reader,
       })
     : undefined;
 

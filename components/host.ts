@@ -7,7 +7,7 @@ import type { Provider, Role } from "../src/config/schema";
 import { renderUserData } from "./lib/cloud-init";
 import { ANYWHERE, inboundTcpPorts } from "./lib/firewall";
 import { HostScripts, folderHash, scriptsFolderArchive, uploadPath } from "./lib/script";
-import { LocalNetwork, localMachine, parseMachineInfo } from "./local-cloud";
+import { type LocalNetworkRef, localMachine, parseMachineInfo } from "./local-cloud";
 
 export interface HostArgs {
   /** Which cloud runs this host. */
@@ -31,7 +31,7 @@ export interface HostArgs {
   /** Ask the provider and Pulumi to refuse deleting this host's server and data volume. */
   readonly protect?: boolean;
   /** For `provider: local`: the stack's bridge and this host's addresses on it. */
-  readonly local?: { readonly network: LocalNetwork; readonly address4: string; readonly address6: string };
+  readonly local?: { readonly network: LocalNetworkRef; readonly address4: string; readonly address6: string };
 }
 
 /** What @pulumi/command needs to reach a host. */

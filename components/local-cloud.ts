@@ -8,8 +8,17 @@ import type { LocalCloudConfig } from "../src/config/schema";
 /** The tool that creates, deletes and restarts local machines (runs as root on this computer). */
 export const MACHINE_TOOL = path.join(__dirname, "..", "tools", "local-cloud", "machine.sh");
 
-/** Each host's last address byte on the local network (the bridge is .1). */
-export const LOCAL_HOST_NUMBER = { primary: 11, secondary: 12 } as const;
+/** Each host's last address byte on the local network (the bridge is .1), from localCloud.firstHost. */
+export function localHostNumber(firstHost: number, host: "primary" | "secondary"): number {
+  return host === "primary" ? firstHost : firstHost + 1;
+}
+
+/** The bridge a machine attaches to: this stack's own (LocalNetwork), or one another local stack made. */
+export interface LocalNetworkRef {
+  readonly name: string;
+  /** Absent when another stack owns the bridge: it exists before this stack's `up`. */
+  readonly ready?: pulumi.Resource;
+}
 
 /** What `machine.sh create` prints as its last stdout line. */
 export interface LocalMachineInfo {
@@ -44,7 +53,7 @@ function toolCommand(sub: string): string {
 }
 
 /** The bridge the stack's local machines attach to; deleted after the last machine. */
-export class LocalNetwork extends pulumi.ComponentResource {
+export class LocalNetwork extends pulumi.ComponentResource implements LocalNetworkRef {
   public readonly name: string;
   public readonly ready: command.local.Command;
 
@@ -66,7 +75,7 @@ export class LocalNetwork extends pulumi.ComponentResource {
 }
 
 export interface LocalMachineArgs {
-  readonly network: LocalNetwork;
+  readonly network: LocalNetworkRef;
   readonly address4: string;
   readonly address6: string;
   readonly volumeGb: number;
@@ -96,6 +105,6 @@ export function localMachine(name: string, args: LocalMachineArgs, parent: pulum
     // As on the clouds, user-data applies when the machine is created; later key changes reach it
     // through the Host's authorized-keys hook instead of a rebuild.
     // Replaced (a lost machine, docs/runbooks/restore.md): the old one goes first, as the new takes its name.
-    { parent, dependsOn: [args.network.ready], ignoreChanges: ["environment.COOP_USER_DATA"], deleteBeforeReplace: true },
+    { parent, dependsOn: args.network.ready ? [args.network.ready] : [], ignoreChanges: ["environment.COOP_USER_DATA"], deleteBeforeReplace: true },
   );
 }

@@ -1,9 +1,13 @@
 // Restore: with `restore.from` set, a new primary is filled from the backups before the app's first
 // deploy (scripts/restore-instance.sh), so that `pulumi up --replace` of a lost primary brings the
 // instance back instead of a new, empty one. docs/runbooks/restore.md is the procedure around it.
+// With `restore.from: prod` (alpha), the backups are prod's, read through the read-only grant in prod's
+// stack output (install-reader.sh), and the copy is made safe (sanitize-alpha.sh) before the app deploys:
+// docs/runbooks/alpha.md.
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
-import type { RestoreConfig } from "../src/config/schema";
+import type { RestoreConfig, StackRole } from "../src/config/schema";
+import type { ReaderGrant } from "./backup";
 import type { HostConnection } from "./host";
 import { HostScripts, scriptEnvironment, scriptsHash, sudoScript } from "./lib/script";
 
@@ -17,6 +21,8 @@ export interface RestoreArgs {
   readonly pgDataLink: string;
   /** The database installed and the host's backup configs written (it reads the repositories). */
   readonly after: pulumi.Resource[];
+  /** With from "prod": prod's grant to this stack (secret) and the domain the copy is made to serve. */
+  readonly reader?: { readonly grant: pulumi.Output<ReaderGrant>; readonly domain: string };
 }
 
 /** What names one restore: a different source or target is a different restore. */
@@ -24,20 +30,42 @@ export function restoreKey(r: RestoreConfig): string {
   return `${r.from}:${r.target}`;
 }
 
+/**
+ * prod's read-only grant to this stack, from prod's stack output `backupReaders` (secret throughout).
+ * A prod stack that grants this stack nothing fails the `up` with the fix, before any host is touched.
+ */
+export function readerGrantFrom(stackName: string, reference: string, role: StackRole): pulumi.Output<ReaderGrant> {
+  const ref = new pulumi.StackReference(`${stackName}-${role}-reads`, { name: reference });
+  return pulumi.secret(
+    ref.getOutput("backupReaders").apply((readers: Record<string, ReaderGrant> | undefined) => {
+      const grant = readers?.[role];
+      if (!grant?.privateKey) {
+        throw new Error(
+          `restore.from is "prod" but stack "${reference}" grants ${role} no read access to its backups: ` +
+            `add "${role}" to its backup.readers (pulumi config set --path 'backup.readers[0]' ${role} on that stack) and run pulumi up there first`,
+        );
+      }
+      return grant;
+    }),
+  );
+}
+
 export class Restore extends pulumi.ComponentResource {
-  /** The instance's data is back on this host and PostgreSQL archives again; the app deploys after it. */
+  /** The instance's data is back on this host (and, from prod, made safe); the app deploys after it. */
   public readonly done: command.remote.Command;
 
   constructor(name: string, args: RestoreArgs, opts?: pulumi.ComponentResourceOptions) {
     super("socialcoop:backup:Restore", name, {}, opts);
+    const reader = args.reader;
+    const readerAccess = reader && this.readerAccess(name, args, reader.grant);
     const environment = scriptEnvironment({
       scriptsFrom: args.scripts.path,
-      restoreFrom: args.restore.from,
+      restoreFrom: reader ? "reader" : args.restore.from,
       restoreTarget: args.restore.target,
       pgVersion: String(args.pgVersion),
       pgDataLink: args.pgDataLink,
     });
-    this.done = new command.remote.Command(
+    const restored = new command.remote.Command(
       `${name}-restore`,
       {
         connection: args.connection,
@@ -51,8 +79,58 @@ export class Restore extends pulumi.ComponentResource {
         // records its key, and refuses a database with tables).
         triggers: [scriptsHash(["restore-instance.sh", "restore.sh"]), restoreKey(args.restore)],
       },
+      { parent: this, dependsOn: [...args.after, args.scripts.upload, ...(readerAccess ? [readerAccess] : [])] },
+    );
+    this.done = reader ? this.sanitize(name, args, reader.domain, restored) : restored;
+    this.registerOutputs({ done: this.done });
+  }
+
+  /** The grant's key, pinned host key and read-only configs on this host (install-reader.sh). */
+  private readerAccess(name: string, args: RestoreArgs, grant: pulumi.Output<ReaderGrant>): command.remote.Command {
+    const environment = scriptEnvironment({
+      scriptsFrom: args.scripts.path,
+      readerHost: grant.host,
+      readerPort: grant.port.apply(String),
+      readerUser: grant.user,
+      readerKey: grant.privateKey,
+      readerHostKey: grant.hostKey,
+      readerResticPath: grant.resticPath,
+      resticPassword: grant.resticPassword,
+      stanza: grant.stanza,
+      pgVersion: String(args.pgVersion),
+      pgData: args.pgDataLink,
+    });
+    return new command.remote.Command(
+      `${name}-reader`,
+      {
+        connection: args.connection,
+        create: sudoScript("install-reader.sh", environment),
+        environment,
+        // It logs paths and the repository host's user, never the key or the passphrase.
+        logging: "stderr",
+        addPreviousOutputInEnv: false,
+        triggers: [scriptsHash(["install-reader.sh"])],
+      },
       { parent: this, dependsOn: [...args.after, args.scripts.upload] },
     );
-    this.registerOutputs({ done: this.done });
+  }
+
+  /** Nothing of the copy may act as prod before an app process starts (sanitize-alpha.sh). */
+  private sanitize(name: string, args: RestoreArgs, domain: string, restored: command.remote.Command): command.remote.Command {
+    const environment = scriptEnvironment({ scriptsFrom: args.scripts.path, alphaDomain: domain });
+    return new command.remote.Command(
+      `${name}-sanitize`,
+      {
+        connection: args.connection,
+        create: sudoScript("sanitize-alpha.sh", environment),
+        environment,
+        logging: "stdoutAndStderr",
+        addPreviousOutputInEnv: false,
+        // A new restore is a new copy of prod: it is made safe again (the script also refuses to let
+        // the app start on a copy that lacks its record).
+        triggers: [scriptsHash(["sanitize-alpha.sh"]), restored.id],
+      },
+      { parent: this, dependsOn: [restored] },
+    );
   }
 }

@@ -5,7 +5,7 @@ import type { HostName, StackConfig } from "../config";
 import type { HostConfig, Provider, Role } from "../src/config/schema";
 import { publicKeyFromPrivateKey } from "../src/ssh/openssh-key";
 import { Host } from "./host";
-import { LOCAL_HOST_NUMBER, LocalNetwork, subnetAddress } from "./local-cloud";
+import { LocalNetwork, type LocalNetworkRef, localHostNumber, subnetAddress } from "./local-cloud";
 import { Providers } from "./providers";
 import { SshKeys } from "./ssh-keys";
 
@@ -31,9 +31,12 @@ export function declareHosts(cfg: StackConfig, providers: Providers): StackHosts
     const opts = { providers: [providers.cloud(provider)] };
     keys.set(provider, new SshKeys(`${cfg.stackName}-${provider}-keys`, { provider, publicKeys: authorizedKeys }, opts));
   }
-  const network = hostConfigs.some(([, h]) => h.provider === "local")
-    ? new LocalNetwork(`${cfg.stackName}-network`, cfg.localCloud)
-    : undefined;
+  const lc = cfg.localCloud;
+  const network: LocalNetworkRef | undefined = !hostConfigs.some(([, h]) => h.provider === "local")
+    ? undefined
+    : lc.joinNetwork
+      ? { name: lc.network }
+      : new LocalNetwork(`${cfg.stackName}-network`, lc);
 
   const hosts = new Map<HostName, Host>();
   const roleHosts = new Map<Role, Host>();
@@ -41,8 +44,8 @@ export function declareHosts(cfg: StackConfig, providers: Providers): StackHosts
     const sshKeyRefs = keys.get(h.provider)?.refs ?? [];
     const local = network && {
       network,
-      address4: subnetAddress(cfg.localCloud.subnet4, LOCAL_HOST_NUMBER[hostName]),
-      address6: subnetAddress(cfg.localCloud.subnet6, LOCAL_HOST_NUMBER[hostName]),
+      address4: subnetAddress(lc.subnet4, localHostNumber(lc.firstHost, hostName)),
+      address6: subnetAddress(lc.subnet6, localHostNumber(lc.firstHost, hostName)),
     };
     // Local machines are rehearsals: never protected, so `pulumi destroy` always cleans up.
     const protect = cfg.stackRole === "prod" && h.provider !== "local";

@@ -13,7 +13,9 @@
 # Usage: restore-instance.sh [--help]
 # Environment (defaults in brackets), besides scripts/lib/pg.sh's and files.sh's:
 #   COOP_BACKUP_ENV_FILE [/etc/coop/backup.env]   what install-backup.sh wrote for this host (db side)
-#   COOP_RESTORE_FROM [secondary]    secondary | s3 (not built yet: refused)
+#   COOP_RESTORE_FROM [secondary]    secondary | s3 (not built yet: refused) | reader: another stack's
+#                                    backups, read-only through install-reader.sh's config (alpha reads
+#                                    prod's): an empty Redis (no prod queue), and WAL archiving stays off
 #   COOP_RESTORE_TARGET [latest]     latest | time:<YYYY-MM-DD HH:MM:SS+00> | name:<restore point>
 #   COOP_PG_VERSION [15]   COOP_PG_DATA_LINK [/srv/postgresql/main]   COOP_REDIS_DIR [/srv/redis]
 #   COOP_APP_USER [mastodon]   COOP_APP_ROOT [/home/mastodon]
@@ -40,9 +42,9 @@ env_defaults() {
   COOP_RESTORE_FROM="${COOP_RESTORE_FROM:-secondary}"
   COOP_RESTORE_TARGET="${COOP_RESTORE_TARGET:-latest}"
   case "${COOP_RESTORE_FROM}" in
-    secondary) ;;
+    secondary | reader) ;;
     s3) die "COOP_RESTORE_FROM=s3: restoring from S3 alone is not built yet (issue 19); restore from the secondary, or follow docs/runbooks/s3.md" ;;
-    *) die "COOP_RESTORE_FROM must be secondary or s3 (found '${COOP_RESTORE_FROM}')" ;;
+    *) die "COOP_RESTORE_FROM must be secondary, s3 or reader (found '${COOP_RESTORE_FROM}')" ;;
   esac
   COOP_PG_VERSION="${COOP_PG_VERSION:-15}"
   COOP_PG_DATA_LINK="${COOP_PG_DATA_LINK:-/srv/postgresql/main}"
@@ -92,9 +94,13 @@ ensure_app_user() {
 }
 
 restore_all() {
+  local rdb="${COOP_REDIS_DIR}/dump.rdb"
+  [[ "${COOP_RESTORE_FROM}" == reader ]] && rdb=""
   COOP_RESTORE_PG_DATA="$(data_dir)" COOP_RESTORE_START=no COOP_RESTORE_FILES_TO=/ \
-    COOP_RESTORE_REDIS_RDB="${COOP_REDIS_DIR}/dump.rdb" COOP_REDIS_OS_USER=redis \
+    COOP_RESTORE_REDIS_RDB="${rdb}" COOP_REDIS_OS_USER=redis \
     bash "${SCRIPT_DIR}/restore.sh" || die "restore.sh failed (its log is above); run this again to resume"
+  # The other stack's Redis dump came back with its spool: its queues have no place here.
+  [[ "${COOP_RESTORE_FROM}" != reader ]] || rm -rf "${COOP_SPOOL_DIR:-/srv/backup-spool}/staged/redis"
 }
 
 # Files restored with an old uid that this host gave to nobody, or to another user, become the app's.
@@ -112,22 +118,40 @@ start_database() {
   log_info "database promoted: $(pg_app_tables) tables"
 }
 
-# pgBackRest wrote archive_mode = 'off' into postgresql.auto.conf; without it the layout's own setting
-# (on, conf.d) applies again, which takes a restart.
-archiving_on() {
-  if [[ "$(psql_at "${COOP_PG_SOCKET}" "${COOP_PG_PORT}" postgres "show archive_mode")" != on ]]; then
-    psql_at "${COOP_PG_SOCKET}" "${COOP_PG_PORT}" postgres "alter system reset archive_mode" >/dev/null
+# archiving ON|OFF: archive_mode as wanted, with the restart it takes. pgBackRest's restore wrote
+# archive_mode = 'off' into postgresql.auto.conf: resetting it gives the layout's own setting (on,
+# conf.d) back.
+archiving() {
+  local want=$1
+  if [[ "$(psql_at "${COOP_PG_SOCKET}" "${COOP_PG_PORT}" postgres "show archive_mode")" != "${want}" ]]; then
+    if [[ "${want}" == on ]]; then
+      psql_at "${COOP_PG_SOCKET}" "${COOP_PG_PORT}" postgres "alter system reset archive_mode" >/dev/null
+    else
+      psql_at "${COOP_PG_SOCKET}" "${COOP_PG_PORT}" postgres "alter system set archive_mode = off" >/dev/null
+    fi
     systemctl restart "${PG_UNIT}"
     with_retry 10 1 psql_at "${COOP_PG_SOCKET}" "${COOP_PG_PORT}" postgres "select 1" >/dev/null
   fi
-  [[ "$(psql_at "${COOP_PG_SOCKET}" "${COOP_PG_PORT}" postgres "show archive_mode")" == on ]] ||
-    die "archive_mode is still off after the restart: check ${PG_LOG}"
+  [[ "$(psql_at "${COOP_PG_SOCKET}" "${COOP_PG_PORT}" postgres "show archive_mode")" == "${want}" ]] ||
+    die "archive_mode is not ${want} after the restart: check ${PG_LOG}"
+}
+
+archiving_on() {
+  archiving on
   [[ "$(psql_at "${COOP_PG_SOCKET}" "${COOP_PG_PORT}" postgres "show archive_command")" == *pgbackrest*archive-push* ]] ||
     die "archive_command is not pgBackRest's: re-run install-backup.sh on this host"
 }
 
+# A reader's repositories are another stack's: this host's WAL has nowhere to go, and archive_mode on
+# with a failing command would keep every segment until the disk fills.
+archiving_off() {
+  archiving off
+  log_info "WAL archiving off: this host's data came from another stack's backups, which it cannot write"
+}
+
+# A reader's Redis starts empty (clear_empty removed its files): prod's queues never reach it.
 start_redis() {
-  redis_load_rdb "${COOP_REDIS_DIR}" /etc/redis/coop.conf
+  [[ "${COOP_RESTORE_FROM}" == reader ]] || redis_load_rdb "${COOP_REDIS_DIR}" /etc/redis/coop.conf
   systemctl start redis-server
 }
 
@@ -152,7 +176,7 @@ main() {
   step restore restore_all
   step owners fix_owners
   step database start_database
-  step archiving archiving_on
+  if [[ "${COOP_RESTORE_FROM}" == reader ]]; then step archiving archiving_off; else step archiving archiving_on; fi
   step redis start_redis
   record_done
   run_finish

@@ -55,6 +55,9 @@ alpha_secret_digest() { grep -E '^SECRET_KEY_BASE=' "$1" | tail -n 1 | sha256sum
 # opens off the host is refused but name resolution (53) and time (123). Root's (certbot, the restore's
 # SSH to prod's repository host) are not the app's and pass. Loading it replaces the table in one
 # transaction, so there is no moment without it.
+# Only packets whose socket the app's user owns are judged: a reply to a connection from outside (sshd's
+# or nginx's SYN-ACK, sent from a request socket) has no owner to compare, and `meta skuid != uid` does
+# not match it, so an allowlist written that way reset inbound connections at random.
 render_alpha_nft() {
   cat <<NFT
 # Managed by scripts/sanitize-alpha.sh: alpha's app user reaches nothing off this host but DNS and NTP.
@@ -65,7 +68,10 @@ table inet coop_alpha_egress {
   chain output {
     type filter hook output priority 0; policy accept;
     oif "lo" accept
-    meta skuid != $1 accept
+    ct state established,related accept
+    meta skuid $1 jump app
+  }
+  chain app {
     udp dport { 53, 123 } accept
     tcp dport 53 accept
     meta l4proto tcp counter name "refused" reject with tcp reset

@@ -120,14 +120,19 @@ restic_repos_for_role() {
 }
 
 # What backup.sh (db side) and drill.sh (repository side) read, via the units' EnvironmentFile.
-render_backup_env() {
-  printf '# Managed by install-backup.sh (%s side); read by the coop-backup and coop-drill units.\n' "${COOP_BACKUP_ROLE}"
+# The stanza and the cluster, as every backup environment file (install-reader.sh's too) starts.
+render_pg_env() {
   env_line COOP_STANZA "${COOP_STANZA}"
   env_line COOP_PG_OS_USER "${COOP_PG_OS_USER}"
   env_line COOP_PG_BIN "/usr/lib/postgresql/${COOP_PG_VERSION}/bin"
   env_line COOP_PG_SOCKET "${COOP_PG_SOCKET}"
   env_line COOP_PG_PORT "${COOP_PG_PORT}"
   env_line COOP_DB_NAME "${COOP_DB_NAME}"
+}
+
+render_backup_env() {
+  printf '# Managed by install-backup.sh (%s side); read by the coop-backup and coop-drill units.\n' "${COOP_BACKUP_ROLE}"
+  render_pg_env
   env_line COOP_RESTIC_REPOS "$(restic_repos_for_role)"
   env_line COOP_RESTIC_PASSWORD_FILE "${RESTIC_PASSWORD_FILE}"
   if [[ "${COOP_BACKUP_ROLE}" == db ]]; then

@@ -5,8 +5,16 @@ import { renderTable } from "../plan/table";
 import { readStackFile } from "../plan/stack-file";
 import { ConfigError } from "../config/problems";
 
+const USAGE = `usage: coopctl plan [--stack prod]
+  --stack NAME  the stack file Pulumi.NAME.yaml (default prod)
+prints every resource \`pulumi up\` would create, computed offline (mocks: no cloud account, secrets shown as [secret])`;
+
 export async function main(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { stack: { type: "string", default: "prod" } }, strict: true });
+  const { values } = parseArgs({ args: argv, options: { stack: { type: "string", default: "prod" }, help: { type: "boolean", short: "h" } }, strict: true });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
   const stack = values.stack as string;
   const started = process.hrtime.bigint();
   let file;

@@ -382,6 +382,13 @@ export function crossFieldProblems(cfg: CrossFieldInput, stackName: string): Con
     out.push(problem(["restore", "from"], `is "s3" but ${why}`, "pulumi config set --path 'restore.from' secondary"));
   }
 
+  if (cfg.restore?.from === "prod" && cfg.stackRole === "prod") {
+    out.push(problem(["restore", "from"], `is "prod" on the prod stack: prod restores from its own repositories`, "pulumi config set --path 'restore.from' secondary"));
+  }
+  if (cfg.restore?.stack !== undefined && cfg.restore.from !== "prod") {
+    out.push(problem(["restore", "stack"], `is set but restore.from is "${cfg.restore.from}": only a restore from prod reads another stack`, "pulumi config rm --path 'restore.stack'"));
+  }
+
   const readers = cfg.backup?.readers ?? [];
   if (readers.length > 0 && !cfg.hosts.secondary) {
     out.push(problem(["backup", "readers"], `names ${readers.join(", ")} but this stack has no hosts.secondary holding a repository to read`, "pulumi config rm --path 'backup.readers'"));

@@ -114,6 +114,13 @@ export const localCloudSchema = z.strictObject({
   network: z.string().regex(/^[a-z][a-z0-9-]{1,10}$/, { error: "expected a short name (2-11 of a-z 0-9 -), used for the bridge" }).default("coop-local"),
   subnet4: z.string().regex(/^10\.\d{1,3}\.\d{1,3}\.0\/24$/, { error: 'expected a private IPv4 /24 like "10.231.7.0/24"' }).default("10.231.7.0/24"),
   subnet6: z.string().regex(/^fd[0-9a-f]{2}(:[0-9a-f]{1,4}){2}::\/64$/, { error: 'expected a ULA /64 like "fd42:231:7::/64"' }).default("fd42:231:7::/64"),
+  /**
+   * The network belongs to another local stack (alpha joins prod's, as on the clouds both reach each
+   * other's public addresses): this stack attaches to it and never creates or deletes it.
+   */
+  joinNetwork: z.boolean().default(false),
+  /** The primary's last address byte (the secondary's is the next): stacks sharing a network differ here. */
+  firstHost: z.number().int().min(2).max(250).default(11),
 });
 export type LocalCloudConfig = z.infer<typeof localCloudSchema>;
 
@@ -140,8 +147,16 @@ export type TlsConfig = z.infer<typeof tlsSchema>;
  * primary is replaced, removed once it serves. `from` is the repository to read, `target` how far to replay.
  */
 export const restoreSchema = z.strictObject({
-  /** "secondary": the repository host; "s3": when the secondary is gone too. */
-  from: z.enum(["secondary", "s3"]),
+  /**
+   * "secondary": the repository host; "s3": when the secondary is gone too; "prod": prod's backups, read
+   * through the read-only grant prod's stack output `backupReaders` holds for this stack (alpha).
+   */
+  from: z.enum(["secondary", "s3", "prod"]),
+  /** With from "prod": the stack to reference, as `pulumi stack ls` names it (default "prod"). */
+  stack: z
+    .string()
+    .regex(/^([A-Za-z0-9_.-]+\/){0,2}[A-Za-z0-9_.-]+$/, { error: 'expected a stack name like "prod" or "my-org/socialcoop/prod"' })
+    .optional(),
   target: z
     .string()
     .regex(/^(latest|time:\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\+00|name:[A-Za-z0-9_.:-]+)$/, {
@@ -165,7 +180,7 @@ export const plainConfigSchema = z.strictObject({
   hosts: z.strictObject({ primary: hostSchema, secondary: hostSchema.optional() }),
   versions: versionsSchema,
   backup: backupSchema.default({ fullEveryDays: 7, retentionFull: 4, drillMaxAgeHours: 26, dailyAt: "03:15", drillAt: "05:30", readers: [] }),
-  localCloud: localCloudSchema.default({ network: "coop-local", subnet4: "10.231.7.0/24", subnet6: "fd42:231:7::/64" }),
+  localCloud: localCloudSchema.default({ network: "coop-local", subnet4: "10.231.7.0/24", subnet6: "fd42:231:7::/64", joinNetwork: false, firstHost: 11 }),
   tls: tlsSchema.default({ acmeServer: LETS_ENCRYPT }),
   restore: restoreSchema.optional(),
 });
@@ -214,10 +229,13 @@ export const EXAMPLES: Record<string, string> = {
   "localCloud.network": "coop-local",
   "localCloud.subnet4": "10.231.7.0/24",
   "localCloud.subnet6": "fd42:231:7::/64",
+  "localCloud.joinNetwork": "true",
+  "localCloud.firstHost": "21",
   "tls.acmeServer": LETS_ENCRYPT,
   restore: '{"from": "secondary"}',
   "restore.from": "secondary",
   "restore.target": "latest",
+  "restore.stack": "prod",
 };
 
 /**

@@ -60,8 +60,10 @@ export const SECRET_SPECS: readonly SecretSpec[] = [
       }
     },
   },
-  { key: "resticPassword", purpose: "restic repository passphrase (alpha needs prod's to restore)", check: minLength(20) },
-  { key: "pgbackrestCipherPass", purpose: "pgBackRest repository passphrase (alpha needs prod's to restore)", check: minLength(20) },
+  // Only a stack with its own repository (on its secondary) holds them: alpha reads prod's through the
+  // grant in prod's stack output, which carries the restic passphrase (pgBackRest's stays on prod's side).
+  { key: "resticPassword", purpose: "restic repository passphrase of this stack's backups", requiredWhen: (cfg) => cfg.hosts.secondary !== undefined, check: minLength(20) },
+  { key: "pgbackrestCipherPass", purpose: "pgBackRest repository passphrase of this stack's backups", requiredWhen: (cfg) => cfg.hosts.secondary !== undefined, check: minLength(20) },
   {
     key: "s3SecretAccessKey",
     purpose: "secret key of the S3 backup repository",

@@ -1,6 +1,6 @@
 // Renders an offline run as the table `coopctl plan` prints: one row per resource.
 import { createHash } from "crypto";
-import { RecordedResource, isSecretValue } from "./offline";
+import { RecordedResource, UNKNOWN, isSecretValue } from "./offline";
 
 const MAX_SCALAR = 48;
 
@@ -39,6 +39,8 @@ export function describeInput(value: unknown): string | undefined {
   if (typeof value === "object") {
     // Assets and archives (uploads) serialize as markers; their content is what the triggers hash.
     if ("__pulumiArchive" in value || "__pulumiAsset" in value) return "<archive>";
+    // A value known only once the engine runs (a command's output, another stack's outputs).
+    if ("__pulumiUnknown" in value) return UNKNOWN;
     const inner = Object.entries(value as Record<string, unknown>)
       .map(([k, v]) => [k, describeInput(v)] as const)
       .filter(([, v]) => v !== undefined);

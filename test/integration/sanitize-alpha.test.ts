@@ -255,6 +255,24 @@ describe("sanitize-alpha.sh", () => {
     expect((await udp(9999)).code).not.toBe(0);
   });
 
+  it("connections from outside to alpha's services (sshd, nginx, and the app's own) are never reset by the egress table", async () => {
+    // Listeners in alpha's namespace, one as root and one as the app's user; 40 connections to each.
+    const serve = "import socket,sys\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('0.0.0.0', int(sys.argv[1]))); s.listen(64)\nwhile True:\n  c,_=s.accept(); c.sendall(b'hi'); c.close()";
+    const servers = [
+      spawn("ip", ["netns", "exec", ALPHA_NS, "python3", "-c", serve, "8022"], { stdio: "ignore" }),
+      spawn("ip", ["netns", "exec", ALPHA_NS, "runuser", "-u", app.name, "--", "python3", "-c", serve, "8023"], { stdio: "ignore" }),
+    ];
+    try {
+      await new Promise((r) => setTimeout(r, 500));
+      for (const port of [8022, 8023]) {
+        const loop = `ok=0; for i in $(seq 40); do out=$(timeout 3 bash -c 'exec 3<>/dev/tcp/${ALPHA_ADDR}/${port}; cat <&3') && [ "$out" = hi ] && ok=$((ok+1)); done; echo $ok`;
+        expect(sh("ip", ["netns", "exec", FEDI_NS, "bash", "-c", loop]).trim(), `connections to port ${port} that got their answer`).toBe("40");
+      }
+    } finally {
+      for (const p of servers) p.kill("SIGKILL");
+    }
+  });
+
   it("the guard refuses prod's .env.production and a database without the record; a re-run changes nothing", async () => {
     const guard = () => run("bash", [prod.env.COOP_ALPHA_GUARD], { allowFailure: true });
     expect((await guard()).code).toBe(0);

@@ -3,11 +3,10 @@
 // grant, and every attempt it makes to write, expire or delete prod's backups fails, leaving the
 // repositories exactly as they were.
 import { execFileSync } from "node:child_process";
-import { chownSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { sshWrapper, startBackupRig, type BackupRig } from "../../../src/local/backup-rig";
-import { ensureUser } from "../../../src/local/users";
+import { startBackupRig, type BackupRig } from "../../../src/local/backup-rig";
 import { run } from "../../../src/local/run";
 import { generate } from "../../fixtures/mastodon/generator";
 import { ok, TABLE_DIGESTS_SQL, treeHashes } from "./rig-support";
@@ -54,7 +53,6 @@ beforeAll(async () => {
   rig = await startBackupRig({ extraSshUsers: [READER] });
   await generate({ target: { host: "127.0.0.1", port: rig.pg.port, db: rig.database }, size: "10MB", mediaDir: rig.mediaDir, seed: 21 });
   ok(await rig.script("backup.sh"), "prod's backup before the grant");
-  const dbUser = await ensureUser(rig.pg.osUser);
   // The repository host's own SSH host key, which the grant hands to the reader to pin.
   const etc = join(rig.dir, "etc");
   mkdirSync(join(etc, "ssh"), { recursive: true });
@@ -89,29 +87,47 @@ beforeAll(async () => {
   expect(grantLines["reader-user"]).toBe(READER);
   expect(grantLines["host-key"]).toBe(hostKey);
   expect(grant.stderr, "the private key in the log").not.toContain(grantLines["reader-key"]);
-  // alpha's side holds the key, on its database side.
-  const key = join(rig.dir, "db", "alpha_ed25519");
-  writeFileSync(key, Buffer.from(grantLines["reader-key"], "base64"), { mode: 0o600 });
-  chownSync(key, dbUser.uid, dbUser.gid);
-  readerSsh = join(rig.dir, "db", "alpha-ssh");
-  sshWrapper(readerSsh, rig.sshd, key, dbUser);
-  // The database side of alpha: the rig's config with the reader as the repository host's user.
-  const dbConf = readFileSync(rig.env.COOP_PGBACKREST_CONFIG, "utf8")
-    .replace(/^repo1-host-user=.*$/m, `repo1-host-user=${READER}`)
-    .replace(/^cmd-ssh=.*$/m, `cmd-ssh=${readerSsh}`);
-  const readerConf = join(rig.dir, "db", "reader-db.conf");
-  writeFileSync(readerConf, dbConf, { mode: 0o600 });
-  chownSync(readerConf, dbUser.uid, dbUser.gid);
-  readerEnv = {
-    ...rig.env,
-    COOP_PGBACKREST_CONFIG: readerConf,
-    COOP_REPO_SSH: `${READER}@127.0.0.1:${rig.sshd.port}`,
-    COOP_REPO_SSH_COMMAND: readerSsh,
-    COOP_RESTIC_REPOS: `sftp:${READER}@127.0.0.1:${rig.resticRepoDir}`,
-    COOP_RESTIC_SFTP_COMMAND: `${readerSsh} -p ${rig.sshd.port} ${READER}@127.0.0.1 -s sftp`,
-    COOP_RESTIC_READ_ONLY: "1",
-    COOP_RESTIC_CACHE_DIR: join(rig.dir, "reader-cache"),
+  // alpha's side, made by install-reader.sh from the grant's lines: key, pinned host key, pgBackRest's
+  // database-side config and the environment restore.sh reads.
+  const alphaEtc = join(rig.dir, "alpha-etc");
+  const installEnv = {
+      COOP_STATE_DIR: join(rig.dir, "alpha-state"),
+      COOP_ETC_DIR: alphaEtc,
+      COOP_SKIP_APT: "1",
+      COOP_BACKUP_HOME: join(rig.dir, "alpha-home"),
+      COOP_READER_HOST: "127.0.0.1",
+      COOP_READER_PORT: String(rig.sshd.port),
+      COOP_READER_USER: grantLines["reader-user"],
+      COOP_READER_KEY: grantLines["reader-key"],
+      COOP_READER_HOST_KEY: grantLines["host-key"],
+      COOP_READER_RESTIC_PATH: rig.resticRepoDir,
+      COOP_RESTIC_PASSWORD: rig.secrets.resticPassword,
+      COOP_PG_OS_USER: rig.pg.osUser,
+      COOP_PG_DATA: rig.pg.dataDir,
+      COOP_PG_PORT: String(rig.pg.port),
+      COOP_PG_SOCKET: rig.pg.socketDir,
+      COOP_DB_NAME: rig.database,
   };
+  const installReader = () => run("bash", [join(__dirname, "..", "..", "..", "scripts", "install-reader.sh")], { allowFailure: true, env: installEnv });
+  const install = await installReader();
+  expect(install.code, install.stderr).toBe(0);
+  expect(install.stdout + install.stderr, "a secret in install-reader.sh's output").not.toContain(grantLines["reader-key"].slice(0, 24));
+  expect(install.stdout + install.stderr).not.toContain(rig.secrets.resticPassword);
+  readerSsh = join(alphaEtc, "coop", "reader-ssh", "ssh");
+  const envFile = readFileSync(join(alphaEtc, "coop", "backup.env"), "utf8");
+  expect(envFile).not.toContain(rig.secrets.resticPassword);
+  expect(statSync(join(alphaEtc, "coop", "backup.env")).mode & 0o077).toBe(0);
+  expect(statSync(join(alphaEtc, "coop", "restic-password")).mode & 0o077).toBe(0);
+  const installed = Object.fromEntries(envFile.split("\n").filter((l) => /^[A-Z_]+=/.test(l)).map((l) => [l.slice(0, l.indexOf("=")), JSON.parse(l.slice(l.indexOf("=") + 1))]));
+  expect(installed.COOP_RESTIC_READ_ONLY).toBe("1");
+  // A re-run writes nothing: every file is left as it was.
+  const files = ["coop/backup.env", "coop/restic-password", "coop/reader-ssh/id_ed25519", "coop/reader-ssh/ssh", "pgbackrest/pgbackrest.conf"];
+  const mtimes = () => files.map((f) => statSync(join(alphaEtc, f)).mtimeMs).join(" ");
+  const before = mtimes();
+  expect((await installReader()).code).toBe(0);
+  expect(mtimes()).toBe(before);
+  // The rig's PostgreSQL binaries (the file names Debian's path); everything else as alpha's host has it.
+  readerEnv = { ...rig.env, ...installed, COOP_PG_BIN: rig.env.COOP_PG_BIN, COOP_RESTIC_CACHE_DIR: join(rig.dir, "reader-cache") };
 }, 300_000);
 
 afterAll(async () => {

@@ -11,6 +11,7 @@ import { main as postPreviewNote, marker } from "../../../ci/post-preview-note";
 import { AcmeServer, startAcmeServer } from "../../../tools/acme-server";
 import { localSecrets, openLocalStack } from "../../../tools/local-stack";
 import { FakeGitlab, TOKEN } from "../../support/fake-gitlab";
+import { prodCredentials } from "./prod-credentials";
 
 const STACK = "wst";
 const NETWORK = "coop-wst";
@@ -78,6 +79,11 @@ function httpsGet(name: string, p: string, ca: string): { code: number; out: str
 function servedSerial(name: string): string {
   const r = sh("bash", ["-c", `openssl s_client -connect ${PRIMARY}:443 -servername ${name} </dev/null 2>/dev/null | openssl x509 -noout -serial`], { netns: PROBE_NS });
   return r.out.trim();
+}
+
+/** The labels of the backups `pgbackrest info --output=json` lists (its WAL range moves on by itself). */
+function backupLabels(info: string): string {
+  return (JSON.parse(info) as { backup: { label: string }[] }[])[0].backup.map((b) => b.label).join(" ");
 }
 
 /** A third machine on the stack's bridge, to send packets from outside the hosts. */
@@ -418,6 +424,135 @@ describe("pulumi up of the local stack from nothing (real engine, real machines)
     expect(ssh(PRIMARY, keys.primary, "grep -c second-operator ~/.ssh/authorized_keys").out.trim()).toBe("1");
     expect(ssh(PRIMARY, keys.primary, "getent hosts social2.coop.test").code).toBe(0);
   }, 15 * MINUTE);
+
+  describe("alpha from prod's newest backup: `pulumi up` of a second stack restores it read-only and makes it safe", () => {
+    const ALPHA_STACK = `${STACK}-alpha`;
+    const ALPHA = `${SUBNET}.21`;
+    const ALPHA_NAME = "alpha.social.coop.test";
+    let alpha: Stack;
+    let alphaUp: UpResult;
+    let alphaKey = "";
+    let prodKeys: readonly string[] = [];
+    let prodBackups = "";
+    /** The private key of prod's grant to alpha, as prod's stack output holds it. */
+    let grantKey = "";
+    const alphaSsh = (command: string, input?: string) => ssh(ALPHA, alphaKey, command, [], {}, input);
+    const alphaPsql = (sql: string) => alphaSsh(`sudo -u postgres psql -X -A -t -d mastodon_production -c "${sql}"`).out.trim();
+
+    beforeAll(async () => {
+      const keys = await hostKeys();
+      // prod holds what must never act again from alpha, and a queued job in its Redis.
+      const creds = prodCredentials();
+      prodKeys = creds.privateKeys;
+      const readers = (await stack.outputs()).backupReaders.value as Record<string, { privateKey: string }>;
+      grantKey = Buffer.from(readers.alpha.privateKey, "base64").toString("utf8");
+      const loaded = ssh(PRIMARY, keys.primary, "sudo -u postgres psql -X -q -d mastodon_production", [], {}, creds.sql);
+      expect(loaded.code, loaded.out).toBe(0);
+      expect(ssh(PRIMARY, keys.primary, `redis-cli lpush queue:push '{"class":"Web::PushNotificationWorker"}'`).code).toBe(0);
+      const backup = ssh(PRIMARY, keys.primary, "sudo systemctl start coop-backup.service && sudo journalctl -u coop-backup.service --no-pager -o cat | tail -n 3");
+      expect(backup.code, backup.out).toBe(0);
+      prodBackups = backupLabels(ssh(SECONDARY, keys.secondary, "sudo -u coop-backup pgbackrest --stanza=main --output=json info").out);
+      alpha = await openLocalStack({
+        stateDir: path.join(root, "state"),
+        stackName: ALPHA_STACK,
+        stackFile: "Pulumi.local-alpha.yaml",
+        config: {
+          ...acme.config,
+          localCloud: JSON.stringify({ network: NETWORK, subnet4: `${SUBNET}.0/24`, subnet6: "fd42:231:9::/64", joinNetwork: true, firstHost: 21 }),
+          restore: JSON.stringify({ from: "prod", stack: STACK }),
+        },
+        secrets: { sshPrivateKey: secrets.sshPrivateKey },
+        log,
+      });
+      const t0 = Date.now();
+      alphaUp = await alpha.up({ onOutput: log });
+      log(`alpha: first up (restore of prod included) took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      alphaKey = String((await alpha.outputs()).primaryHostKey.value);
+    }, 25 * MINUTE);
+
+    afterAll(async () => {
+      if (alpha) await alpha.destroy({ onOutput: log }).catch((e: Error) => log(`alpha destroy failed: ${e.message}`));
+    }, 10 * MINUTE);
+
+    it("comes up serving over HTTPS on its own name, from prod's data", async () => {
+      expect(alphaUp.summary.result).toBe("succeeded");
+      addProbe();
+      const ca = await trustRoot();
+      const served = sh("curl", ["-fsS", "--max-time", "5", "--cacert", ca, "--resolve", `${ALPHA_NAME}:443:${ALPHA}`, `https://${ALPHA_NAME}/health`], { netns: PROBE_NS });
+      expect(served.code, served.out).toBe(0);
+      // prod's rows are there (the fixture's and the Mastodon-shaped ones).
+      expect(Number(alphaPsql("select count(*) from accounts where username like 'member%'"))).toBe(prodKeys.length);
+      expect(alphaSsh("sudo grep -E '^(LOCAL_DOMAIN|WEB_DOMAIN)=' /home/mastodon/shared/.env.production").out).toMatch(new RegExp(`LOCAL_DOMAIN=${ALPHA_NAME.replace(/\./g, "\\.")}`));
+    });
+
+    it("nothing that could act as prod is left: keys, tokens, sessions, subscriptions, webhooks, relays, Redis", () => {
+      const keysLeft = alphaPsql("select coalesce(string_agg(private_key, '|'), '') from accounts where domain is null");
+      for (const k of prodKeys) expect(keysLeft.includes(k.split("\n")[1]), "a local account kept prod's actor key").toBe(false);
+      expect(alphaPsql("select count(*) from accounts where domain is null and coalesce(private_key, '') = ''")).toBe("0");
+      const counts = alphaPsql(
+        "select (select count(*) from oauth_access_tokens) || ' ' || (select count(*) from oauth_access_grants) || ' ' || (select count(*) from session_activations) || ' ' || " +
+          "(select count(*) from web_push_subscriptions) || ' ' || (select count(*) from webhooks where enabled) || ' ' || (select count(*) from relays) || ' ' || " +
+          "(select count(*) from webauthn_credentials) || ' ' || (select count(*) from users where otp_required_for_login)",
+      );
+      expect(counts, "tokens grants sessions subscriptions webhooks relays webauthn otp").toBe("0 0 0 0 0 0 0 0");
+      expect(alphaPsql("select count(*) from oauth_applications where secret = 'prod-app-secret'")).toBe("0");
+      expect(alphaSsh("redis-cli exists queue:push").out.trim()).toBe("0");
+      // WAL goes nowhere: the repositories are prod's and alpha cannot write them.
+      expect(alphaPsql("show archive_mode")).toBe("off");
+    });
+
+    it("alpha's app user reaches nothing outside (nftables egress), while name resolution still works", () => {
+      const connect = (user: string, port: number) => alphaSsh(`sudo -u ${user} timeout 5 bash -c '</dev/tcp/${PRIMARY}/${port}'; echo "exit=$?"`).out;
+      // A fediverse server (prod's primary stands in): the app's user gets nowhere, another user does.
+      expect(connect("mastodon", 443)).not.toMatch(/exit=0/);
+      expect(connect("mastodon", 80)).not.toMatch(/exit=0/);
+      expect(connect("postgres", 443)).toMatch(/exit=0/);
+      expect(alphaSsh("sudo -u mastodon getent hosts alpha.social.coop.test").code).toBe(0);
+      expect(alphaSsh("sudo nft list counter inet coop_alpha_egress refused").out).not.toMatch(/packets 0 /);
+    });
+
+    it("alpha's way into prod's backups reads and changes nothing: expire, a backup and archive-push are refused", async () => {
+      const keys = await hostKeys();
+      // Through alpha's own key, as install-reader.sh left it (test/integration/backup/repo-reader.test.ts tries more).
+      const asReader = `sudo /etc/coop/reader-ssh/ssh coop-read-alpha@${SECONDARY}`;
+      const tries = [
+        `${asReader} 'pgbackrest --stanza=main --repo1-retention-full=1 expire'`,
+        `${asReader} 'pgbackrest --stanza=main stanza-delete --force'`,
+        `${asReader} 'rm -rf /srv/backup'`,
+        `echo 'rm /srv/backup/restic/config' | sudo sftp -b - -S /etc/coop/reader-ssh/ssh coop-read-alpha@${SECONDARY}`,
+        "sudo -u postgres pgbackrest --stanza=main --type=full backup",
+      ];
+      for (const t of tries) expect(alphaSsh(t).code, t).not.toBe(0);
+      // The way in works for what it is for.
+      expect(alphaSsh(`${asReader} 'pgbackrest --stanza=main info'`).code).toBe(0);
+      expect(backupLabels(ssh(SECONDARY, keys.secondary, "sudo -u coop-backup pgbackrest --stanza=main --output=json info").out)).toBe(prodBackups);
+      expect(ssh(SECONDARY, keys.secondary, "sudo test -f /srv/backup/restic/config").code).toBe(0);
+    });
+
+    it("the grant's key and the restic passphrase are only in alpha's root-only files, never in its logs or engine output", () => {
+      const grant = grantKey.split("\n")[2] ?? "";
+      expect(grant.length, "the reader's key was read from prod's output").toBeGreaterThan(20);
+      const fragments = [grant, secrets.resticPassword.slice(0, 12)];
+      const found = alphaSsh("sudo grep -rlF -f - /var/log /run/log /home /srv /etc /var/lib/coop 2>/dev/null; true", `${fragments.join("\n")}\n`).out.trim().split("\n").filter(Boolean);
+      for (const p of found) expect(p, `a secret in ${p}`).toMatch(/^\/etc\/coop\/(restic-password|backup\.env|reader-ssh\/id_ed25519)$/);
+      expect(found.length, "the key and passphrase are where install-reader.sh puts them").toBeGreaterThan(0);
+      for (const f of ["/etc/coop/restic-password", "/etc/coop/backup.env", "/etc/coop/reader-ssh/id_ed25519"]) {
+        expect(alphaSsh(`sudo stat -c '%a' ${f}`).out.trim(), f).toBe("600");
+      }
+      expect(alphaSsh("sudo journalctl _COMM=sudo --no-pager -o cat | grep -c 'ENV=COOP_'; true").out.trim()).toBe("0");
+      expect(logs.join("\n").includes(grant)).toBe(false);
+    });
+
+    it("an unchanged alpha runs nothing on a second up; destroy removes its machine and leaves prod's network", async () => {
+      const again = await alpha.up({ onOutput: log });
+      expect(Object.keys(again.summary.resourceChanges ?? {})).toEqual(["same"]);
+      const gone = await alpha.destroy({ onOutput: log });
+      expect(gone.summary.result).toBe("succeeded");
+      expect(sh("ip", ["link", "show", NETWORK]).code, "prod's bridge").toBe(0);
+      expect(leftovers().filter((l) => l.includes(ALPHA_STACK))).toEqual([]);
+      expect(ssh(PRIMARY, (await hostKeys()).primary, "true").code).toBe(0);
+    }, 10 * MINUTE);
+  });
 
   it("secrets appear nowhere: not in the state file, the engine's output, or the hosts' logs", async () => {
     const keys = await hostKeys();

@@ -29,6 +29,7 @@ let prodAgain: OfflineRun;
 let s3: OfflineRun;
 let alpha: OfflineRun;
 let restoring: OfflineRun;
+let alphaFromProd: OfflineRun;
 
 beforeAll(async () => {
   restoring = await planFor({ ...prodConfig(), restore: { from: "secondary" } });
@@ -36,6 +37,7 @@ beforeAll(async () => {
   prodAgain = await planFor(prodConfig());
   s3 = await planFor(prodWithS3());
   alpha = await planFor(alphaConfig());
+  alphaFromProd = await planFor({ ...alphaConfig(), restore: { from: "prod", target: "latest" } });
 });
 
 /** The value of a recorded input, looking through secret wrappers. */
@@ -112,6 +114,24 @@ describe("Backup component resources", () => {
     expect(one(prod, COMMAND, "prod-backup-initial-backup").inputs.create).toBe(INITIAL_BACKUP_COMMAND);
     // The drill runs again for a restore: its triggers carry the restore's key.
     expect(JSON.stringify(one(restoring, COMMAND, "prod-backup-drill").inputs.triggers)).toContain("secondary:latest");
+  });
+
+  it("alpha from prod: prod's stack referenced, then the read-only access, the restore, the sanitizer, and only then the deploy (the wiring; local-stack.test.ts is the proof)", () => {
+    const ref = one(alphaFromProd, "pulumi:pulumi:StackReference", "alpha-alpha-reads");
+    expect(ref.inputs.name).toBe("prod");
+    const access = one(alphaFromProd, COMMAND, "alpha-restore-reader");
+    expect(access.dependsOn).toContain("alpha-database-install");
+    expect(access.inputs.create).toBe('sudo bash "$COOP_SCRIPTS_FROM"/install-reader.sh');
+    const restore = one(alphaFromProd, COMMAND, "alpha-restore-restore");
+    expect(restore.dependsOn).toContain("alpha-restore-reader");
+    expect(env(restore)).toMatchObject({ COOP_RESTORE_FROM: "reader" });
+    const sanitize = one(alphaFromProd, COMMAND, "alpha-restore-sanitize");
+    expect(sanitize.dependsOn).toContain("alpha-restore-restore");
+    expect(env(sanitize)).toMatchObject({ COOP_ALPHA_DOMAIN: "alpha.social.coop" });
+    const deploy = one(alphaFromProd, COMMAND, "alpha-app-deploy");
+    expect(deploy.dependsOn).toContain("alpha-restore-sanitize");
+    expect(deploy.dependsOn).not.toContain("alpha-restore-restore");
+    expect(alpha.resources.some((r) => r.name.startsWith("alpha-restore"))).toBe(false);
   });
 
   it("a stack without a secondary (alpha) declares no backup", () => {

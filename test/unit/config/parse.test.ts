@@ -222,11 +222,14 @@ const CASES: BadCase[] = [
   { name: "fixture app version on a real stack", mutate: (c) => (versions(c).fixture = "v2.0.0"), path: "versions.fixture", message: /local stacks' test app/, fix: /^pulumi config rm --path 'versions.fixture'$/ },
   { name: "fixture app version that is not a tag", base: localConfig, mutate: (c) => (versions(c).fixture = "2.0"), path: "versions.fixture", message: /fixture app tag like v2.0.0/, fix: /--path 'versions.fixture' v2.0.0$/ },
 
-  { name: "restore from an unknown repository", mutate: (c) => (c.restore = { from: "backup" }), path: "restore.from", message: /expected one of "secondary", "s3", found "backup"/, fix: /--path 'restore.from' secondary/ },
+  { name: "restore from an unknown repository", mutate: (c) => (c.restore = { from: "backup" }), path: "restore.from", message: /expected one of "secondary", "s3", "prod", found "backup"/, fix: /--path 'restore.from' secondary/ },
   { name: "restore to a time without its zone", mutate: (c) => (c.restore = { from: "secondary", target: "time:2026-11-25 09:14:00" }), path: "restore.target", message: /"time:YYYY-MM-DD HH:MM:SS\+00"/, fix: /--path 'restore.target' latest/ },
   { name: "restore from S3 (not built yet)", mutate: (c) => { c.restore = { from: "s3" }; c.backup = { s3: S3 }; }, path: "restore.from", message: /not built into `pulumi up` yet: follow docs\/runbooks\/s3.md/, fix: /--path 'restore.from' secondary/ },
   { name: "restore from S3 without backup.s3", mutate: (c) => (c.restore = { from: "s3" }), path: "restore.from", message: /backup.s3 is not set/, fix: /--path 'restore.from' secondary/ },
   { name: "restore from a secondary the stack lacks", base: townConfig, mutate: (c) => (c.restore = { from: "secondary" }), path: "restore.from", message: /no hosts.secondary/, fix: /--path 'restore.from' s3/ },
+  { name: "restore from prod on the prod stack", mutate: (c) => (c.restore = { from: "prod" }), path: "restore.from", message: /prod restores from its own repositories/, fix: /--path 'restore.from' secondary/ },
+  { name: "a stack to read without a restore from prod", mutate: (c) => (c.restore = { from: "secondary", stack: "prod" }), path: "restore.stack", message: /only a restore from prod reads another stack/, fix: /config rm --path 'restore.stack'/ },
+  { name: "restore from a stack name with a space", base: townConfig, mutate: (c) => (c.restore = { from: "prod", stack: "my prod" }), path: "restore.stack", message: /expected a stack name like "prod"/, fix: /--path 'restore.stack' prod/ },
   { name: "unknown key in restore", mutate: (c) => (c.restore = { from: "secondary", snapshot: "latest" }), path: "restore.snapshot", message: /unknown key/, fix: /config rm --path 'restore.snapshot'/ },
   // Secrets: set from the prompt or a file, never on the command line.
   { name: "missing restic passphrase", raw: { secrets: withoutSecret("resticPassword") }, path: "resticPassword", message: /is missing \(restic repository passphrase/, fix: /^pulumi config set --secret resticPassword$/ },
