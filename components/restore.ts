@@ -27,7 +27,7 @@ export interface RestoreArgs {
 
 /** What names one restore: a different source or target is a different restore. */
 export function restoreKey(r: RestoreConfig): string {
-  return `${r.from}:${r.target}`;
+  return r.from === "prod" ? `prod(${r.stack ?? "prod"}):${r.target}` : `${r.from}:${r.target}`;
 }
 
 /**
@@ -42,7 +42,7 @@ export function readerGrantFrom(stackName: string, reference: string, role: Stac
       if (!grant?.privateKey) {
         throw new Error(
           `restore.from is "prod" but stack "${reference}" grants ${role} no read access to its backups: ` +
-            `add "${role}" to its backup.readers (pulumi config set --path 'backup.readers[0]' ${role} on that stack) and run pulumi up there first`,
+            `add "${role}" to that stack's backup.readers (with no other reader: pulumi config set --stack ${reference} --path 'backup.readers' '["${role}"]') and run pulumi up there first`,
         );
       }
       return grant;

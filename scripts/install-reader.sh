@@ -38,7 +38,8 @@ reader_env() {
   require_env COOP_READER_HOST COOP_READER_USER COOP_READER_KEY COOP_READER_HOST_KEY COOP_READER_RESTIC_PATH COOP_RESTIC_PASSWORD
   COOP_READER_PORT="${COOP_READER_PORT:-22}"
   # shellcheck disable=SC2153 # required above
-  [[ "${COOP_READER_HOST}" =~ ^[0-9A-Za-z.:-]+$ ]] || die "COOP_READER_HOST '${COOP_READER_HOST}' is not a host name or address"
+  [[ "${COOP_READER_HOST}" =~ ^[0-9A-Za-z.-]+$ ]] ||
+    die "COOP_READER_HOST '${COOP_READER_HOST}' must be a host name or an IPv4 address (the repositories' URLs take no IPv6 address yet)"
   [[ "${COOP_READER_PORT}" =~ ^[0-9]+$ ]] || die "COOP_READER_PORT '${COOP_READER_PORT}' is not a port"
   [[ "${COOP_READER_USER}" =~ ^coop-read-[a-z0-9-]+$ ]] || die "COOP_READER_USER '${COOP_READER_USER}' is not a grant's user (coop-read-<name>)"
   [[ "${COOP_READER_HOST_KEY}" =~ ^ssh-ed25519\ [A-Za-z0-9+/=]+$ ]] || die "COOP_READER_HOST_KEY must be 'ssh-ed25519 <base64>'"
@@ -134,6 +135,7 @@ main() {
   esac
   reader_env
   lock_acquire install-reader
+  clear_put_temps "${SSH_DIR}/id_ed25519" "${SSH_DIR}/known_hosts" "${SSH_WRAPPER}" "${PGBR_CONFIG}" "${RESTIC_PASSWORD_FILE}" "${COOP_ETC_DIR}/coop/backup.env"
   install_packages
   ssh_access
   write_configs

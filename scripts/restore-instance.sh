@@ -4,7 +4,9 @@
 # to the chosen target (PITR), the media, `.env.production` with the instance's own secrets, the nginx
 # and certificate folders, and the Redis data; then PostgreSQL runs as its service with WAL archiving on
 # again. The Restore component runs it during `pulumi up` with `restore.from` set, after install-database.sh
-# and install-backup.sh (which gave this host the repositories' configs) and before deploy-app.sh.
+# and install-backup.sh (which gave this host the repositories' configs) and before deploy-app.sh. From
+# another stack's backups (COOP_RESTORE_FROM=reader: alpha), install-reader.sh gave the configs instead,
+# Redis starts empty and archiving stays off; sanitize-alpha.sh runs next.
 #
 # Only onto a new primary: it refuses a host whose database holds any table, unless the interrupted run
 # it resumes is its own. Idempotent and resumable (named steps); once done it records the run key and a
@@ -12,7 +14,7 @@
 #
 # Usage: restore-instance.sh [--help]
 # Environment (defaults in brackets), besides scripts/lib/pg.sh's and files.sh's:
-#   COOP_BACKUP_ENV_FILE [/etc/coop/backup.env]   what install-backup.sh wrote for this host (db side)
+#   COOP_BACKUP_ENV_FILE [/etc/coop/backup.env]   what install-backup.sh (db side) or install-reader.sh wrote
 #   COOP_RESTORE_FROM [secondary]    secondary | s3 (not built yet: refused) | reader: another stack's
 #                                    backups, read-only through install-reader.sh's config (alpha reads
 #                                    prod's): an empty Redis (no prod queue), and WAL archiving stays off
@@ -34,7 +36,10 @@ usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 
 env_defaults() {
   COOP_BACKUP_ENV_FILE="${COOP_BACKUP_ENV_FILE:-/etc/coop/backup.env}"
-  [[ -f "${COOP_BACKUP_ENV_FILE}" ]] || die "${COOP_BACKUP_ENV_FILE} is missing: install-backup.sh (db side) must run on this host first"
+  if [[ ! -f "${COOP_BACKUP_ENV_FILE}" ]]; then
+    [[ "${COOP_RESTORE_FROM:-}" == reader ]] && die "${COOP_BACKUP_ENV_FILE} is missing: install-reader.sh must run on this host first"
+    die "${COOP_BACKUP_ENV_FILE} is missing: install-backup.sh (db side) must run on this host first"
+  fi
   set -a
   # shellcheck disable=SC1090
   source "${COOP_BACKUP_ENV_FILE}"

@@ -7,6 +7,8 @@
 #     NTP only), because Mastodon's delivery workers ignore the mode;
 #   e-mail off (file delivery, no SMTP settings), web push off (a new VAPID pair, subscriptions deleted),
 #     registrations closed, the update check off, object storage credentials dropped;
+#   prod's TLS certificates, ACME account and DNS API token (the restore brings /etc/letsencrypt back)
+#     removed: alpha's deploy gets alpha's own, and nothing here renews or serves prod's names;
 #   nothing that could act as prod: a new SECRET_KEY_BASE, sessions, OAuth tokens and grants, WebAuthn
 #     credentials, second factors, identities and login activities gone, application secrets replaced,
 #     webhooks disabled, relays removed, every local account's actor key replaced in the database (nothing
@@ -23,6 +25,7 @@
 #   COOP_SYSTEMD_DIR [/etc/systemd/system]   where the units' drop-ins and the firewall unit go
 #   COOP_ALPHA_GUARD [/usr/local/sbin/coop-alpha-guard]   COOP_ALPHA_NFT_FILE [/etc/coop/alpha-egress.nft]
 #   COOP_ALPHA_NFT [nft]           the nft command (tests run it inside a network namespace of their own)
+#   COOP_LETSENCRYPT_DIR [/etc/letsencrypt]
 #   COOP_ALPHA_KEY_BITS [2048]  COOP_ALPHA_KEY_BATCH [500]  COOP_ALPHA_KEY_JOBS [nproc]
 set -euo pipefail
 
@@ -52,6 +55,7 @@ env_defaults() {
   COOP_ALPHA_GUARD="${COOP_ALPHA_GUARD:-/usr/local/sbin/coop-alpha-guard}"
   COOP_ALPHA_NFT_FILE="${COOP_ALPHA_NFT_FILE:-/etc/coop/alpha-egress.nft}"
   COOP_ALPHA_NFT="${COOP_ALPHA_NFT:-nft}"
+  COOP_LETSENCRYPT_DIR="${COOP_LETSENCRYPT_DIR:-/etc/letsencrypt}"
   COOP_ALPHA_KEY_BITS="${COOP_ALPHA_KEY_BITS:-2048}"
   COOP_ALPHA_KEY_BATCH="${COOP_ALPHA_KEY_BATCH:-500}"
   COOP_ALPHA_KEY_JOBS="${COOP_ALPHA_KEY_JOBS:-$(nproc)}"
@@ -174,6 +178,15 @@ database() {
     die "the sanitizing transaction failed (nothing of it was kept): $(error_lines "${out}")"
 }
 
+# Everything certbot keeps per certificate and per account, and the Cloudflare token tls.sh writes: all
+# prod's after a restore (alpha's own come with its deploy, which runs after this).
+prod_tls_gone() {
+  local dir="${COOP_LETSENCRYPT_DIR}" sub
+  for sub in live archive renewal accounts csr keys; do rm -rf "${dir:?}/${sub}"; done
+  rm -f "${dir}/coop-cloudflare.ini"
+  log_info "prod's certificates, ACME account and DNS token removed from ${dir}"
+}
+
 verify() {
   local rows name count bad=()
   rows=$(pg_sql "${ALPHA_CHECK_SQL}")
@@ -182,6 +195,8 @@ verify() {
   done <<<"${rows}"
   ((${#bad[@]} == 0)) || die "still there after sanitizing: ${bad[*]}"
   [[ "$(redis-cli -h "${COOP_REDIS_HOST}" -p "${COOP_REDIS_PORT}" DBSIZE)" == 0 ]] || die "Redis holds keys again: did an app process start?"
+  [[ ! -e "${COOP_LETSENCRYPT_DIR}/coop-cloudflare.ini" && -z "$(ls -A "${COOP_LETSENCRYPT_DIR}/renewal" 2>/dev/null)" ]] ||
+    die "a certificate or DNS token is still in ${COOP_LETSENCRYPT_DIR}"
   bash "${COOP_ALPHA_GUARD}" || die "the guard refuses to let the app start"
   log_info "alpha is safe to start: $(pg_sql "select count(*) from accounts where domain is null") local accounts with new keys, no prod credential, session, subscription, webhook or relay left"
 }
@@ -200,11 +215,12 @@ main() {
     run_finish
     return 0
   fi
-  steps_total 8
+  steps_total 9
   step preflight preflight
   step guard install_guard
   step firewall firewall
   step environment environment
+  step tls prod_tls_gone
   step redis redis_empty
   step keys stage_keys
   step database database

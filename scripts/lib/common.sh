@@ -229,6 +229,13 @@ put_file() {
   log_info "wrote ${target} (mode ${mode}, ${owner}:${group})"
 }
 
+# clear_put_temps TARGET...: the temporary files put_file makes beside TARGET (TARGET.XXXXXX, 0600)
+# that a kill between mktemp and mv left behind. Call under the operation's lock, before writing.
+clear_put_temps() {
+  local target
+  for target in "$@"; do rm -f "${target}".??????; done
+}
+
 # version_lt A B: A is an older version than B, in sort -V's order (v4.3.8 < v4.4.0 < v4.4.0+hometown-1).
 version_lt() { [[ "$1" != "$2" && "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n 1)" == "$1" ]]; }
 

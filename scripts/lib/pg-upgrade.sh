@@ -50,7 +50,8 @@ pgu_stop() {
   log_warn "stopping PostgreSQL processes of ${data} that no postmaster.pid named: ${pids[*]}"
   kill -QUIT "${pids[@]}" 2>/dev/null || true
   while mapfile -t pids < <(pgu_servers_of "${data}") && ((${#pids[@]} > 0)); do
-    ((waited == 300)) && kill -KILL "${pids[@]}" 2>/dev/null
+    # (|| true: a process that exits meanwhile makes kill fail, which must not end the script.)
+    ((waited == 300)) && { kill -KILL "${pids[@]}" 2>/dev/null || true; }
     ((waited++ < 400)) || die "PostgreSQL processes ${pids[*]} of ${data} did not exit after SIGKILL"
     sleep 0.1
   done

@@ -384,6 +384,8 @@ export function crossFieldProblems(cfg: CrossFieldInput, stackName: string): Con
 
   if (cfg.restore?.from === "prod" && cfg.stackRole === "prod") {
     out.push(problem(["restore", "from"], `is "prod" on the prod stack: prod restores from its own repositories`, "pulumi config set --path 'restore.from' secondary"));
+  } else if (cfg.restore?.from === "prod" && cfg.stackRole !== "alpha") {
+    out.push(problem(["restore", "from"], `is "prod" but only alpha is a copy of prod; ${cfg.stackRole} starts from nothing`, "pulumi config rm --path 'restore'"));
   }
   if (cfg.restore?.stack !== undefined && cfg.restore.from !== "prod") {
     out.push(problem(["restore", "stack"], `is set but restore.from is "${cfg.restore.from}": only a restore from prod reads another stack`, "pulumi config rm --path 'restore.stack'"));

@@ -75,6 +75,12 @@ async function freshProd(name: string): Promise<{ db: string; env: Record<string
   await redis.cli(["FLUSHALL"]);
   await redis.cli(["LPUSH", "queue:push", '{"class":"ActivityPub::DeliveryWorker","args":["{}",1,"https://remote.example/inbox"]}']);
   await redis.cli(["SADD", "queues", "push"]);
+  // What the restore brings back from prod's /etc/letsencrypt: its certificate, account and DNS token.
+  const le = join(root, "letsencrypt");
+  for (const d of ["live/social.coop", "archive/social.coop", "renewal", "accounts/acme-v02.api.letsencrypt.org/directory/prodaccount"]) mkdirSync(join(le, d), { recursive: true });
+  writeFileSync(join(le, "live", "social.coop", "privkey.pem"), "-----BEGIN PRIVATE KEY-----\nprodtlskey\n-----END PRIVATE KEY-----\n", { mode: 0o600 });
+  writeFileSync(join(le, "renewal", "social.coop.conf"), "[renewalparams]\nauthenticator = dns-cloudflare\n");
+  writeFileSync(join(le, "coop-cloudflare.ini"), "dns_cloudflare_api_token = prodcloudflaretoken\n", { mode: 0o600 });
   return {
     db,
     env: {
@@ -92,6 +98,7 @@ async function freshProd(name: string): Promise<{ db: string; env: Record<string
       COOP_ALPHA_GUARD: join(root, "coop-alpha-guard"),
       COOP_ALPHA_NFT_FILE: join(root, "alpha-egress.nft"),
       COOP_ALPHA_NFT: `ip netns exec ${ALPHA_NS} nft`,
+      COOP_LETSENCRYPT_DIR: le,
       // Small batches, so that the random kills land inside the staging as well as between batches.
       COOP_ALPHA_KEY_BATCH: "4",
     },
@@ -210,6 +217,9 @@ describe("sanitize-alpha.sh", () => {
     console.log(`sanitize-alpha.sh on the 30MB fixture: ${Date.now() - started} ms`);
 
     expect(JSON.parse(await sql(prod.db, LEFT_SQL))).toEqual(Object.fromEntries(Object.keys(left).map((k) => [k, 0])));
+    // prod's certificate, ACME account and Cloudflare token are gone (the deploy gets alpha's own).
+    const le = prod.env.COOP_LETSENCRYPT_DIR;
+    for (const gone of ["live", "archive", "renewal", "accounts", "coop-cloudflare.ini"]) expect(existsSync(join(le, gone)), `${gone} left in letsencrypt`).toBe(false);
     const after = await localKeyDigests(prod.db);
     const was = new Map(before.keys.split(",").map((e) => e.split(":") as [string, string]));
     for (const [id, digest] of after.split(",").map((e) => e.split(":"))) expect(digest, `account ${id} kept prod's key`).not.toBe(was.get(id));

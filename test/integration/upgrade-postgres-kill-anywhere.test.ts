@@ -66,7 +66,7 @@ describe("upgrade-postgres.sh killed at random moments", () => {
       // The one that was still starting never comes up (it would take the new cluster from pg_upgrade).
       await new Promise((r) => setTimeout(r, 7_000));
       expect(u.postmasterPid(u.newData), "a server of the new cluster runs after the re-run").toBeUndefined();
-      expect(starting.exitCode ?? starting.signalCode, "the starting server's shell was stopped").not.toBe(0);
+      expect(starting.exitCode !== null || starting.signalCode !== null, "the shell that was starting a server has ended").toBe(true);
     } finally {
       starting.kill("SIGKILL");
       rmSync(sockets, { recursive: true, force: true });

@@ -11,7 +11,7 @@ function coopctl(...args: string[]) {
 }
 
 describe("the repository's stack files", () => {
-  for (const stack of ["prod", "alpha"]) {
+  for (const stack of ["prod", "alpha", "town"]) {
     it(`Pulumi.${stack}.yaml parses with the stack schema`, () => {
       const file = readStackFile(stack, ROOT);
       const cfg = parseStackConfig({ stackName: stack, values: file.values, secretKeys: file.secretKeys });
@@ -42,6 +42,17 @@ describe("coopctl plan", () => {
     expect(r.status).toBe(0);
     const names = [...r.stdout.matchAll(/DnsRecord .* name=(\S+)/g)].map((m) => m[1]);
     expect(names).toEqual(["alpha.social.coop", "alpha.social.coop"]);
+  });
+
+  it("town plans only town.social.coop in DNS, a Hometown app from nothing, and its own backups", () => {
+    const r = coopctl("plan", "--stack", "town");
+    expect(r.status, r.stderr).toBe(0);
+    const names = [...r.stdout.matchAll(/DnsRecord .* name=(\S+)/g)].map((m) => m[1]);
+    expect(names).toEqual(["town.social.coop", "town.social.coop"]);
+    expect(r.stdout).toMatch(/^command:Command\s+town-app-deploy\s/m);
+    expect(r.stdout).toMatch(/COOP_APP_FLAVOR=hometown/);
+    expect(r.stdout).toMatch(/^command:Command\s+town-backup-drill\s/m);
+    expect(r.stdout).not.toMatch(/town-restore|StackReference/);
   });
 
   it("an unknown stack names the stacks that exist", () => {

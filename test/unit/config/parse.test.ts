@@ -229,7 +229,8 @@ const CASES: BadCase[] = [
   { name: "restore from a secondary the stack lacks", base: townConfig, mutate: (c) => (c.restore = { from: "secondary" }), path: "restore.from", message: /no hosts.secondary/, fix: /--path 'restore.from' s3/ },
   { name: "restore from prod on the prod stack", mutate: (c) => (c.restore = { from: "prod" }), path: "restore.from", message: /prod restores from its own repositories/, fix: /--path 'restore.from' secondary/ },
   { name: "a stack to read without a restore from prod", mutate: (c) => (c.restore = { from: "secondary", stack: "prod" }), path: "restore.stack", message: /only a restore from prod reads another stack/, fix: /config rm --path 'restore.stack'/ },
-  { name: "restore from a stack name with a space", base: townConfig, mutate: (c) => (c.restore = { from: "prod", stack: "my prod" }), path: "restore.stack", message: /expected a stack name like "prod"/, fix: /--path 'restore.stack' prod/ },
+  { name: "restore from prod on town", base: townConfig, mutate: (c) => (c.restore = { from: "prod" }), path: "restore.from", message: /only alpha is a copy of prod/, fix: /config rm --path 'restore'/ },
+  { name: "restore from a stack name with a space", mutate: (c) => (c.restore = { from: "prod", stack: "my prod" }), path: "restore.stack", message: /expected a stack name like "prod"/, fix: /--path 'restore.stack' prod/ },
   { name: "unknown key in restore", mutate: (c) => (c.restore = { from: "secondary", snapshot: "latest" }), path: "restore.snapshot", message: /unknown key/, fix: /config rm --path 'restore.snapshot'/ },
   // Secrets: set from the prompt or a file, never on the command line.
   { name: "missing restic passphrase", raw: { secrets: withoutSecret("resticPassword") }, path: "resticPassword", message: /is missing \(restic repository passphrase/, fix: /^pulumi config set --secret resticPassword$/ },
