@@ -9,7 +9,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { RestoreConfig, StackRole } from "../src/config/schema";
 import type { ReaderGrant } from "./backup";
 import type { HostConnection } from "./host";
-import { HostScripts, scriptEnvironment, scriptsHash, sudoScript } from "./lib/script";
+import { HostScripts, ScriptParams, scriptEnvironment, scriptsHash, sudoScript } from "./lib/script";
 
 export interface RestoreArgs {
   /** The new primary (secret connection) and the scripts it was given. */
@@ -50,87 +50,68 @@ export function readerGrantFrom(stackName: string, reference: string, role: Stac
   );
 }
 
+/** One host script of the restore, run as root on the new primary with its parameters as COOP_*. */
+interface HostScriptRun {
+  readonly script: string;
+  readonly params: ScriptParams;
+  readonly logging: "stderr" | "stdoutAndStderr";
+  readonly triggers: pulumi.Input<string>[];
+  readonly dependsOn: pulumi.Resource[];
+}
+
 export class Restore extends pulumi.ComponentResource {
   /** The instance's data is back on this host (and, from prod, made safe); the app deploys after it. */
   public readonly done: command.remote.Command;
 
   constructor(name: string, args: RestoreArgs, opts?: pulumi.ComponentResourceOptions) {
     super("socialcoop:backup:Restore", name, {}, opts);
+    const run = (suffix: string, r: HostScriptRun) => {
+      const environment = scriptEnvironment({ scriptsFrom: args.scripts.path, ...r.params });
+      return new command.remote.Command(
+        `${name}-${suffix}`,
+        { connection: args.connection, create: sudoScript(r.script, environment), environment, logging: r.logging, addPreviousOutputInEnv: false, triggers: r.triggers },
+        { parent: this, dependsOn: r.dependsOn },
+      );
+    };
     const reader = args.reader;
-    const readerAccess = reader && this.readerAccess(name, args, reader.grant);
-    const environment = scriptEnvironment({
-      scriptsFrom: args.scripts.path,
-      restoreFrom: reader ? "reader" : args.restore.from,
-      restoreTarget: args.restore.target,
-      pgVersion: String(args.pgVersion),
-      pgDataLink: args.pgDataLink,
-    });
-    const restored = new command.remote.Command(
-      `${name}-restore`,
-      {
-        connection: args.connection,
-        create: sudoScript("restore-instance.sh", environment),
-        environment,
-        // restore-instance.sh and restore.sh log steps, labels and counts; the passphrases stay in the
-        // host's 0600 files.
-        logging: "stdoutAndStderr",
-        addPreviousOutputInEnv: false,
-        // A host already restored with this key, or holding an instance, changes nothing (the script
-        // records its key, and refuses a database with tables).
-        triggers: [scriptsHash(["restore-instance.sh", "restore.sh"]), restoreKey(args.restore)],
-      },
-      { parent: this, dependsOn: [...args.after, args.scripts.upload, ...(readerAccess ? [readerAccess] : [])] },
-    );
-    this.done = reader ? this.sanitize(name, args, reader.domain, restored) : restored;
-    this.registerOutputs({ done: this.done });
-  }
-
-  /** The grant's key, pinned host key and read-only configs on this host (install-reader.sh). */
-  private readerAccess(name: string, args: RestoreArgs, grant: pulumi.Output<ReaderGrant>): command.remote.Command {
-    const environment = scriptEnvironment({
-      scriptsFrom: args.scripts.path,
-      readerHost: grant.host,
-      readerPort: grant.port.apply(String),
-      readerUser: grant.user,
-      readerKey: grant.privateKey,
-      readerHostKey: grant.hostKey,
-      readerResticPath: grant.resticPath,
-      resticPassword: grant.resticPassword,
-      stanza: grant.stanza,
-      pgVersion: String(args.pgVersion),
-      pgData: args.pgDataLink,
-    });
-    return new command.remote.Command(
-      `${name}-reader`,
-      {
-        connection: args.connection,
-        create: sudoScript("install-reader.sh", environment),
-        environment,
-        // It logs paths and the repository host's user, never the key or the passphrase.
+    const grant = reader?.grant;
+    // The grant's key, pinned host key and read-only configs on this host. install-reader.sh logs paths
+    // and the repository host's user, never the key or the passphrase.
+    const readerAccess =
+      grant &&
+      run("reader", {
+        script: "install-reader.sh",
+        params: {
+          readerHost: grant.host, readerPort: grant.port.apply(String), readerUser: grant.user, readerKey: grant.privateKey,
+          readerHostKey: grant.hostKey, readerResticPath: grant.resticPath, resticPassword: grant.resticPassword, stanza: grant.stanza,
+          pgVersion: String(args.pgVersion), pgData: args.pgDataLink,
+        },
         logging: "stderr",
-        addPreviousOutputInEnv: false,
         triggers: [scriptsHash(["install-reader.sh"])],
-      },
-      { parent: this, dependsOn: [...args.after, args.scripts.upload] },
-    );
-  }
-
-  /** Nothing of the copy may act as prod before an app process starts (sanitize-alpha.sh). */
-  private sanitize(name: string, args: RestoreArgs, domain: string, restored: command.remote.Command): command.remote.Command {
-    const environment = scriptEnvironment({ scriptsFrom: args.scripts.path, alphaDomain: domain });
-    return new command.remote.Command(
-      `${name}-sanitize`,
-      {
-        connection: args.connection,
-        create: sudoScript("sanitize-alpha.sh", environment),
-        environment,
-        logging: "stdoutAndStderr",
-        addPreviousOutputInEnv: false,
-        // A new restore is a new copy of prod: it is made safe again (the script also refuses to let
-        // the app start on a copy that lacks its record).
-        triggers: [scriptsHash(["sanitize-alpha.sh"]), restored.id],
-      },
-      { parent: this, dependsOn: [restored] },
-    );
+        dependsOn: [...args.after, args.scripts.upload],
+      });
+    const restored = run("restore", {
+      script: "restore-instance.sh",
+      params: { restoreFrom: reader ? "reader" : args.restore.from, restoreTarget: args.restore.target, pgVersion: String(args.pgVersion), pgDataLink: args.pgDataLink },
+      // restore-instance.sh and restore.sh log steps, labels and counts; the passphrases stay in the
+      // host's 0600 files.
+      logging: "stdoutAndStderr",
+      // A host already restored with this key, or holding an instance, changes nothing (the script
+      // records its key, and refuses a database with tables).
+      triggers: [scriptsHash(["restore-instance.sh", "restore.sh"]), restoreKey(args.restore)],
+      dependsOn: [...args.after, args.scripts.upload, ...(readerAccess ? [readerAccess] : [])],
+    });
+    // Nothing of a copy of prod may act as prod before an app process starts. A new restore is a new
+    // copy: it is made safe again (and the app's units refuse a copy that lacks the script's record).
+    this.done = reader
+      ? run("sanitize", {
+          script: "sanitize-alpha.sh",
+          params: { alphaDomain: reader.domain },
+          logging: "stdoutAndStderr",
+          triggers: [scriptsHash(["sanitize-alpha.sh"]), restored.id],
+          dependsOn: [restored],
+        })
+      : restored;
+    this.registerOutputs({ done: this.done });
   }
 }

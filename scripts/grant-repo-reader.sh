@@ -141,7 +141,6 @@ WRAPPER
 }
 
 write_files() {
-  clear_put_temps "${READER_CONFIG}" "${WRAPPER}" "${COOP_READER_AUTHORIZED_KEYS}" "${SSHD_DROPIN}"
   render_reader_config | put_file "${READER_CONFIG}" 0640 root "${READER}"
   render_wrapper | put_file "${WRAPPER}" 0755 root root
   mkdir -p "$(dirname "${COOP_READER_AUTHORIZED_KEYS}")"

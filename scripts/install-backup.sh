@@ -186,8 +186,6 @@ ssh_trust() {
 
 write_configs() {
   local group="${BACKUP_USER}"
-  # A kill while these were written leaves their passphrases in put_file's temporary files.
-  clear_put_temps "${PGBR_CONFIG}" "${PGBR_DRILL_CONFIG}" "${RESTIC_PASSWORD_FILE}" "${ENV_FILE}"
   if [[ "${COOP_BACKUP_ROLE}" == db ]]; then
     render_pgbr_db | put_file "${PGBR_CONFIG}" 0640 root "${group}"
   else

@@ -135,7 +135,6 @@ main() {
   esac
   reader_env
   lock_acquire install-reader
-  clear_put_temps "${SSH_DIR}/id_ed25519" "${SSH_DIR}/known_hosts" "${SSH_WRAPPER}" "${PGBR_CONFIG}" "${RESTIC_PASSWORD_FILE}" "${COOP_ETC_DIR}/coop/backup.env"
   install_packages
   ssh_access
   write_configs

@@ -216,6 +216,8 @@ put_file() {
   local target="$1" mode="$2" owner="$3" group="$4"
   local tmp
   mkdir -p "$(dirname "${target}")"
+  # A kill between mktemp and mv leaves a 0600 copy (a key, a passphrase) beside the target: gone here.
+  rm -f "${target}".??????
   tmp=$(umask 077 && mktemp "${target}.XXXXXX")
   cat >"${tmp}"
   if [[ -f "${target}" ]] && cmp -s "${tmp}" "${target}" &&
@@ -227,13 +229,6 @@ put_file() {
   chmod "${mode}" "${tmp}"
   mv -f "${tmp}" "${target}"
   log_info "wrote ${target} (mode ${mode}, ${owner}:${group})"
-}
-
-# clear_put_temps TARGET...: the temporary files put_file makes beside TARGET (TARGET.XXXXXX, 0600)
-# that a kill between mktemp and mv left behind. Call under the operation's lock, before writing.
-clear_put_temps() {
-  local target
-  for target in "$@"; do rm -f "${target}".??????; done
 }
 
 # version_lt A B: A is an older version than B, in sort -V's order (v4.3.8 < v4.4.0 < v4.4.0+hometown-1).

@@ -249,4 +249,15 @@ main() {
     expect(giveup.code).toBe(1);
     expect(giveup.stderr).toMatch(/ERROR .*gave up after 2 attempts: false/);
   });
+  it("put_file removes the temporary copy a kill between its mktemp and mv left beside the target", async () => {
+    const target = join(tmp.path, "etc", "secret.conf");
+    const path = script("put", `main() { printf 'value\\n' | put_file "${target}" 0600 "$(id -un)" "$(id -gn)"; }`);
+    await runScript(path);
+    const leftover = `${target}.Ab3xYz`;
+    writeFileSync(leftover, "passphrase from a killed run\n", { mode: 0o600 });
+    const again = await runScript(path);
+    expect(again.code, again.stderr).toBe(0);
+    expect(existsSync(leftover)).toBe(false);
+    expect(readFileSync(target, "utf8")).toBe("value\n");
+  });
 });

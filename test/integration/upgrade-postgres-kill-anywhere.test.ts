@@ -12,6 +12,7 @@ import { generate } from "../fixtures/mastodon/generator";
 import { BASE_SEED, converge, fdHolders, killPlan, runGroup, settledStrays, summary } from "./backup/random-kills";
 import { lockIsFree, ok, TABLE_DIGESTS_SQL } from "./backup/rig-support";
 import { waitFor } from "../../src/local/net";
+import { ensureUser } from "../../src/local/users";
 
 const KILLS = 5;
 /**
@@ -51,7 +52,7 @@ describe("upgrade-postgres.sh killed at random moments", () => {
     // and one that pg_ctl had forked but not yet exec'd (it writes postmaster.pid only seconds later).
     const pgUser = u.rig.pg.osUser;
     const sockets = mkdtempSync(join(tmpdir(), "coop-orphan-"));
-    const { uid, gid } = userIds(pgUser);
+    const { uid, gid } = await ensureUser(pgUser);
     chownSync(sockets, uid, gid);
     const server = `${u.newBin}/postgres -D "${u.newData}" -p ${u.rig.pg.port + 3} -k ${sockets} -c listen_addresses=`;
     const detached = (cmd: string) => spawn("runuser", ["-u", pgUser, "--", "setsid", "sh", "-c", cmd], { detached: true, stdio: "ignore" });
@@ -131,10 +132,3 @@ describe("upgrade-postgres.sh killed at random moments", () => {
     console.log(summary("upgrade-postgres.sh", plan.seed, kills, [reruns], digests === after ? 0 : 1, 0));
   }, 1_500_000);
 });
-
-function userIds(name: string): { uid: number; gid: number } {
-  const line = readFileSync("/etc/passwd", "utf8").split("\n").find((l) => l.startsWith(`${name}:`));
-  if (!line) throw new Error(`no user ${name} in /etc/passwd`);
-  const [, , uid, gid] = line.split(":");
-  return { uid: Number(uid), gid: Number(gid) };
-}
