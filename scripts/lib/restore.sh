@@ -9,7 +9,16 @@ pg_restore_into() {
   local -a args=(--pg1-path="${data}" --archive-mode=off --log-level-console=warn)
   [[ -n "${set}" ]] && args+=("--set=${set}")
   # --delta only over a restore that was interrupted: into an empty folder it only adds a warning.
-  [[ -f "${data}/PG_VERSION" || -f "${data}/backup.manifest" ]] && args+=(--delta)
+  if [[ -f "${data}/PG_VERSION" || -f "${data}/backup.manifest" ]]; then
+    args+=(--delta)
+  elif [[ -n "$(ls -A "${data}" 2>/dev/null)" ]]; then
+    # pgBackRest creates the cluster's folders before it writes its manifest (under a temporary name,
+    # then renamed). A kill in between leaves a folder that --delta cannot trust (no PG_VERSION, no
+    # backup.manifest) and a plain restore refuses (not empty). The caller owns the folder (the drill's
+    # scratch, or a restore that preflight found empty): nothing in it is data yet.
+    log_warn "clearing ${data}: an interrupted restore left folders but no manifest"
+    find "${data}" -mindepth 1 -delete
+  fi
   case "${target}" in
     latest) args+=(--type=default) ;;
     time:*) args+=(--type=time "--target=${target#time:}" --target-action=promote) ;;

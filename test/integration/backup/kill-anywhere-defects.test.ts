@@ -130,6 +130,34 @@ describe("kills at any moment: the defects they found", () => {
     await removeRestore(r.dir);
   }, 300_000);
 
+  it("a restore killed after pgBackRest made the cluster's folders, before its manifest was renamed into place, finishes on a re-run", async () => {
+    const r = restoreEnv("restore-before-manifest", `name:${latest().restorePoint}`);
+    const data = join(r.dir, "data");
+    // What pgBackRest 2.45 leaves then (watched every 2 ms during a restore): the cluster's folders and
+    // its manifest under the temporary name; no PG_VERSION, no backup.manifest.
+    for (const d of ["base", "global", "pg_wal", "pg_xact", "pg_tblspc"]) mkdirSync(join(data, d), { recursive: true });
+    writeFileSync(join(data, "backup.manifest.pgbackrest.tmp"), "[backup]\n");
+    writeFileSync(`${data}.coop-restore`, `name:${latest().restorePoint}\n`);
+    const done = await runGroup("restore.sh", r.env, { boundMs: 300_000 });
+    expect(done.code, done.output.slice(-2000)).toBe(0);
+    expect(done.output).toContain("an interrupted restore left folders but no manifest");
+    expect(Number(await psqlAt(rig.pg.binDir, join(r.dir, "sock"), r.port, rig.database, "select count(*) from tags"))).toBe(latest().tables.tags);
+    expect(existsSync(join(data, "backup.manifest.pgbackrest.tmp"))).toBe(false);
+    await removeRestore(r.dir);
+  }, 300_000);
+
+  it("a restore into a folder that is not empty and holds no restore of ours is refused, and the folder is left as it was", async () => {
+    const r = restoreEnv("restore-not-ours", "latest");
+    const data = join(r.dir, "data");
+    mkdirSync(join(data, "base"), { recursive: true });
+    writeFileSync(join(data, "someone-elses"), "keep");
+    const refused = await runGroup("restore.sh", r.env, { boundMs: 60_000 });
+    expect(refused.code).not.toBe(0);
+    expect(refused.output).toContain("holds no restore of ours");
+    expect(readFileSync(join(data, "someone-elses"), "utf8")).toBe("keep");
+    rmSync(r.dir, { recursive: true, force: true });
+  }, 120_000);
+
   it("a restored cluster that exits before promotion fails the restore at once, with the server's own reason", async () => {
     // A time after the end of the archived WAL: PostgreSQL stops with "recovery ended before configured
     // recovery target was reached".
