@@ -1,6 +1,7 @@
 // social.coop: stack config → hosts → DNS → backups → upgrades → stack outputs.
 import * as pulumi from "@pulumi/pulumi";
 import { loadStackConfig } from "./config";
+import { Alerts } from "./components/alerts";
 import { Backup } from "./components/backup";
 import { Database, PG_DATA_LINK } from "./components/database";
 import { FIXTURE_UPGRADE_PARAMS, MastodonApp, tlsArgs } from "./components/mastodon";
@@ -84,6 +85,17 @@ const upgrade = new Upgrade(`${cfg.stackName}-upgrade`, {
   https: tls !== undefined,
   after: [instance.deployed, ...(backup ? [...backup.installs, backup.drill] : [])],
 });
+
+// Where the hosts send what needs a person; the backup and drill units name the alert unit.
+if (cfg.alerts) {
+  new Alerts(`${cfg.stackName}-alerts`, {
+    stack: cfg.stackName,
+    alerts: cfg.alerts,
+    hosts: [...hosts].map(([name, h]) => ({ name, connection: h.connection, scripts: h.scripts, after: backup?.installs })),
+    smtpPassword: cfg.secrets.alertSmtpPassword,
+    webhookUrl: cfg.secrets.alertWebhookUrl,
+  });
+}
 
 export const primaryIpv4 = primary?.ipv4;
 export const primaryIpv6 = primary?.ipv6;

@@ -38,6 +38,12 @@ readonly SCRIPT_DIR
 source "${SCRIPT_DIR}/lib/common.sh"
 # shellcheck source=lib/backup-install.sh
 source "${SCRIPT_DIR}/lib/backup-install.sh"
+# shellcheck source=lib/backup-ssh.sh
+source "${SCRIPT_DIR}/lib/backup-ssh.sh"
+# shellcheck source=lib/backup-uninstall.sh
+source "${SCRIPT_DIR}/lib/backup-uninstall.sh"
+# shellcheck source=lib/alerts.sh
+source "${SCRIPT_DIR}/lib/alerts.sh"
 
 # Secrets, moved out of the environment so no child process (apt, ssh-keygen, psql) inherits them.
 RESTIC_PASSWORD=""
@@ -100,22 +106,15 @@ install_env() {
 skip_systemctl() { [[ "${COOP_SKIP_SYSTEMCTL:-}" == 1 ]]; }
 
 install_packages() {
-  local -a wanted=(pgbackrest restic jq redis-tools openssh-client) missing=()
-  # The drill restores into a scratch cluster on the repository host: it needs the server binaries.
-  [[ "${COOP_BACKUP_ROLE}" == repo ]] && wanted+=("postgresql-${COOP_PG_VERSION}")
-  mapfile -t missing < <(missing_packages "${wanted[@]}")
-  if ((${#missing[@]} == 0)); then
-    log_info "packages present: ${wanted[*]}"
-  elif [[ "${COOP_SKIP_APT:-}" == 1 ]]; then
-    log_warn "COOP_SKIP_APT=1: not installing ${missing[*]}"
-  else
-    # No main cluster on the repository host: the drill and (later) the spare build their own from the repository.
-    if [[ "${COOP_BACKUP_ROLE}" == repo ]]; then
+  local -a wanted=(pgbackrest restic jq redis-tools openssh-client)
+  if [[ "${COOP_BACKUP_ROLE}" == repo ]]; then
+    # The drill restores into a scratch cluster on the repository host: it needs the server binaries,
+    # and no main cluster (the drill and, later, the spare build their own from the repository).
+    wanted+=("postgresql-${COOP_PG_VERSION}")
+    [[ "${COOP_SKIP_APT:-}" == 1 ]] ||
       printf 'create_main_cluster = false\n' | put_file "${COOP_ETC_DIR}/postgresql-common/createcluster.d/50-coop.conf" 0644 root root
-    fi
-    log_info "installing ${missing[*]}"
-    apt_install "${missing[@]}"
   fi
+  install_missing "${wanted[@]}"
 }
 
 ensure_users() {
@@ -150,40 +149,6 @@ install_scripts() {
   for f in "${COOP_SCRIPTS_FROM}"/lib/*.sh; do put_file "${COOP_SCRIPTS_DIR}/lib/${f##*/}" 0644 root root <"${f}"; done
 }
 
-# One key per side for pgBackRest's SSH (and restic's sftp from the database host), pinned host keys,
-# and the other side's key authorized only from its address, with no shell features beyond commands.
-ssh_trust() {
-  install -d -m 0750 -o root -g "${BACKUP_USER}" "${SSH_DIR}"
-  if [[ ! -f "${SSH_DIR}/id_ed25519" ]]; then
-    rm -f "${SSH_DIR}/id_ed25519.tmp" "${SSH_DIR}/id_ed25519.tmp.pub"
-    ssh-keygen -q -t ed25519 -N '' -C "coop-backup-${COOP_BACKUP_ROLE}@$(hostname -s)" -f "${SSH_DIR}/id_ed25519.tmp"
-    chown "${BACKUP_USER}:" "${SSH_DIR}/id_ed25519.tmp"
-    mv -f "${SSH_DIR}/id_ed25519.tmp.pub" "${SSH_DIR}/id_ed25519.pub"
-    mv -f "${SSH_DIR}/id_ed25519.tmp" "${SSH_DIR}/id_ed25519"
-  fi
-  printf '#!/bin/sh\n# Managed by install-backup.sh: the ssh client of pgBackRest (cmd-ssh) and restic (sftp).\nexec ssh -F /dev/null -i %s -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=%s -o GlobalKnownHostsFile=/dev/null "$@"\n' \
-    "${SSH_DIR}/id_ed25519" "${SSH_DIR}/known_hosts" | put_file "${SSH_WRAPPER}" 0755 root root
-  local known=""
-  if [[ -n "${COOP_PEER_HOST_KEY}" ]]; then
-    if [[ "${COOP_PEER_SSH_PORT}" == 22 ]]; then known="${COOP_PEER_HOST} ${COOP_PEER_HOST_KEY}"; else known="[${COOP_PEER_HOST}]:${COOP_PEER_SSH_PORT} ${COOP_PEER_HOST_KEY}"; fi
-  fi
-  printf '%s\n' "${known}" | put_file "${SSH_DIR}/known_hosts" 0644 root root
-  local home
-  home=$(getent passwd "${BACKUP_USER}" | cut -d: -f6)
-  [[ -n "${home}" ]] || die "no home directory for ${BACKUP_USER}"
-  install -d -m 0700 -o "${BACKUP_USER}" -g "${BACKUP_USER}" "${home}/.ssh"
-  if [[ -n "${COOP_PEER_PUBLIC_KEY}" ]]; then
-    [[ "${COOP_PEER_PUBLIC_KEY}" =~ ^ssh-ed25519\ [A-Za-z0-9+/=]+(\ [^\"]*)?$ ]] || die "COOP_PEER_PUBLIC_KEY is not an ed25519 public key line"
-    printf 'from="%s",restrict %s\n' "${COOP_PEER_HOST}" "${COOP_PEER_PUBLIC_KEY}" |
-      put_file "${home}/.ssh/authorized_keys" 0600 "${BACKUP_USER}" "${BACKUP_USER}"
-  else
-    log_info "the other host's key is not known yet: it is authorized on the next pass"
-  fi
-  # The hosts' sshd allows only the admin user (cloud-init); AllowUsers lines add up across files.
-  printf '# Managed by install-backup.sh: the other host'\''s backup traffic.\nAllowUsers %s@%s\n' "${BACKUP_USER}" "${COOP_PEER_HOST}" |
-    put_file "${COOP_ETC_DIR}/ssh/sshd_config.d/60-coop-backup.conf" 0644 root root
-}
-
 write_configs() {
   local group="${BACKUP_USER}"
   if [[ "${COOP_BACKUP_ROLE}" == db ]]; then
@@ -210,6 +175,8 @@ write_units() {
     render_service coop-drill "social.coop restore drill" drill.sh 6h | put_file "${d}/coop-drill.service" 0644 root root
     render_timer "social.coop daily restore drill" "$(daily_calendar "${COOP_DRILL_AT}")" | put_file "${d}/coop-drill.timer" 0644 root root
   fi
+  # What the units' OnFailure= starts; where it sends is install-alerts.sh's (until then, the journal).
+  render_alert_unit "${COOP_SCRIPTS_DIR}" | put_file "${d}/coop-alert@.service" 0644 root root
   record_install_id
 }
 
@@ -247,37 +214,6 @@ configure_archiving() {
     "${psql[@]}" <<<"alter system set archive_mode = on;" >/dev/null
     log_warn "archive_mode is '${mode}' until PostgreSQL restarts: restart it (systemctl restart postgresql@${COOP_PG_VERSION}-main) to start WAL archiving"
   fi
-}
-
-print_keys() {
-  local host_key="${COOP_ETC_DIR}/ssh/ssh_host_ed25519_key.pub"
-  [[ -f "${host_key}" ]] || die "no ${host_key}: the other host could not pin this host's key"
-  printf 'backup-user-key %s\n' "$(cut -d' ' -f1,2 "${SSH_DIR}/id_ed25519.pub")"
-  printf 'host-key %s\n' "$(cut -d' ' -f1,2 "${host_key}")"
-}
-
-# The delete command of the Backup component's installs (see the header).
-uninstall_backup() {
-  # Not needed here, and no child process (systemctl, psql) should inherit them.
-  unset COOP_RESTIC_PASSWORD COOP_PGBACKREST_CIPHER_PASS COOP_S3_SECRET_ACCESS_KEY
-  COOP_ETC_DIR="${COOP_ETC_DIR:-/etc}"
-  COOP_SYSTEMD_DIR="${COOP_SYSTEMD_DIR:-/etc/systemd/system}"
-  COOP_PG_VERSION="${COOP_PG_VERSION:-15}"
-  COOP_PG_PORT="${COOP_PG_PORT:-5432}"
-  COOP_PG_SOCKET="${COOP_PG_SOCKET:-/var/run/postgresql}"
-  COOP_PG_OS_USER="${COOP_PG_OS_USER:-postgres}"
-  COOP_BACKUP_ROLE="${COOP_BACKUP_ROLE:-}"
-  [[ -z "${COOP_BACKUP_ROLE}" || "${COOP_BACKUP_ROLE}" =~ ^(db|repo)$ ]] ||
-    die "COOP_BACKUP_ROLE must be db or repo (found '${COOP_BACKUP_ROLE}')"
-  if superseded; then
-    log_info "a newer install ($(<"$(install_id_file)")) replaced ${COOP_INSTALL_ID}: nothing to remove"
-    return 0
-  fi
-  remove_units
-  remove_sshd_dropin
-  stop_archiving
-  rm -f "$(install_id_file)"
-  log_info "backup units removed; repositories, keys and configs kept"
 }
 
 main() {

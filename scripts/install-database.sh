@@ -48,11 +48,7 @@ ensure_packages() {
   mountpoint -q "${COOP_DATA_MOUNT}" || die "${COOP_DATA_MOUNT} is not mounted: the data volume must be there before PostgreSQL is"
   # Debian's package would make its own cluster in /var/lib/postgresql: this host's lives on the volume.
   printf 'create_main_cluster = false\n' | put_file /etc/postgresql-common/createcluster.d/50-coop.conf 0644 root root
-  local -a missing=()
-  mapfile -t missing < <(missing_packages "postgresql-${COOP_PG_VERSION}" postgresql-contrib redis-server)
-  ((${#missing[@]} == 0)) && return 0
-  [[ "${COOP_SKIP_APT:-}" != 1 ]] || die "missing packages ${missing[*]} and COOP_SKIP_APT=1"
-  apt_install "${missing[@]}"
+  install_missing --required "postgresql-${COOP_PG_VERSION}" postgresql-contrib redis-server
 }
 
 ensure_cluster() {

@@ -66,17 +66,7 @@ reader_env() {
   id -u "${COOP_PG_OS_USER}" >/dev/null 2>&1 || die "no OS user ${COOP_PG_OS_USER}: install-database.sh must run on this host first"
 }
 
-install_packages() {
-  local -a missing
-  mapfile -t missing < <(missing_packages pgbackrest restic jq redis-tools openssh-client)
-  ((${#missing[@]} == 0)) && return 0
-  if [[ "${COOP_SKIP_APT:-}" == 1 ]]; then
-    log_warn "COOP_SKIP_APT=1: not installing ${missing[*]}"
-    return 0
-  fi
-  log_info "installing ${missing[*]}"
-  apt_install "${missing[@]}"
-}
+install_packages() { install_missing pgbackrest restic jq redis-tools openssh-client; }
 
 # The key is the PostgreSQL user's (pgBackRest's restore runs as it); root reads it for restic's SFTP.
 ssh_access() {

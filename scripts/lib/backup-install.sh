@@ -153,7 +153,8 @@ render_backup_env() {
   fi
 }
 
-# render_service NAME DESCRIPTION SCRIPT TIMEOUT [EXTRA_ENV] [AFTER]
+# render_service NAME DESCRIPTION SCRIPT TIMEOUT [EXTRA_ENV] [AFTER]: a failure starts
+# coop-alert@<this unit>.service, which tells the operators (alert.sh, install-alerts.sh).
 render_service() {
   local name="$1" description="$2" script="$3" timeout="$4" extra_env="${5:-}" after="${6:-}"
   printf '%s\n' "# Managed by install-backup.sh; edits are overwritten." "[Unit]" \
@@ -161,6 +162,7 @@ render_service() {
     "Documentation=file://${COOP_SCRIPTS_DIR}/${script}" \
     "Wants=network-online.target" \
     "After=network-online.target${after:+ ${after}}" \
+    "OnFailure=coop-alert@%n.service" \
     "" "[Service]" \
     "Type=oneshot" \
     "EnvironmentFile=${ENV_FILE}"
@@ -190,83 +192,3 @@ render_timer() {
 # fulls are never more than N days apart (the month boundary only shortens the gap).
 full_calendar() { printf '*-*-1/%s %s:00 UTC' "$1" "$2"; }
 daily_calendar() { printf '*-*-* %s:00 UTC' "$1"; }
-
-# --- Uninstall (install-backup.sh --uninstall): what removing the Backup component takes off a host. ---
-# It stops and disables the coop backup and drill timers and services, removes their unit files and the
-# sshd drop-in that lets the other host in, and turns WAL archiving off on the database host. It keeps
-# the repositories, the backup user, its keys, the configs and the installed scripts, so a restore by
-# hand (docs/runbooks/restore.md) still works and a later install picks everything up again.
-
-readonly BACKUP_UNITS=(coop-backup.timer coop-backup-full.timer coop-drill.timer coop-backup.service coop-backup-full.service coop-drill.service)
-
-# The install that a `pulumi up` made last, by the ID of its command resource's inputs.
-install_id_file() { printf '%s/coop/backup-install.id' "${COOP_ETC_DIR}"; }
-
-record_install_id() {
-  printf '%s\n' "${COOP_INSTALL_ID:-}" | put_file "$(install_id_file)" 0644 root root
-}
-
-# A replacement creates the new install before it deletes the old one; the old one's delete then finds
-# a newer ID recorded and must leave the new install alone.
-superseded() {
-  local recorded=""
-  [[ -f "$(install_id_file)" ]] && recorded=$(<"$(install_id_file)")
-  [[ -n "${COOP_INSTALL_ID:-}" && -n "${recorded}" && "${recorded}" != "${COOP_INSTALL_ID}" ]]
-}
-
-remove_units() {
-  local -a present=()
-  local u
-  for u in "${BACKUP_UNITS[@]}"; do
-    [[ -e "${COOP_SYSTEMD_DIR}/${u}" ]] && present+=("${u}")
-  done
-  if ((${#present[@]} == 0)); then
-    log_info "no coop backup or drill units in ${COOP_SYSTEMD_DIR}"
-  elif [[ "${COOP_SKIP_SYSTEMCTL:-}" == 1 ]]; then
-    log_warn "COOP_SKIP_SYSTEMCTL=1: not stopping or disabling ${present[*]}"
-  else
-    # Timers first, so none starts a service between the stop and the removal.
-    systemctl disable --now "${present[@]}"
-  fi
-  for u in "${present[@]}"; do
-    rm -f "${COOP_SYSTEMD_DIR}/${u}"
-    log_info "removed ${COOP_SYSTEMD_DIR}/${u}"
-  done
-  if ((${#present[@]} > 0)) && [[ "${COOP_SKIP_SYSTEMCTL:-}" != 1 ]]; then
-    systemctl daemon-reload
-    systemctl reset-failed "${present[@]}" 2>/dev/null || true
-  fi
-}
-
-remove_sshd_dropin() {
-  local dropin="${COOP_ETC_DIR}/ssh/sshd_config.d/60-coop-backup.conf"
-  [[ -e "${dropin}" ]] || return 0
-  rm -f "${dropin}"
-  log_info "removed ${dropin}: the other host's backup user can no longer log in here"
-  if [[ "${COOP_SKIP_SYSTEMCTL:-}" == 1 ]]; then
-    log_warn "COOP_SKIP_SYSTEMCTL=1: not reloading sshd"
-  else
-    systemctl reload ssh
-  fi
-}
-
-# archive_mode is on from the cluster's creation (the Database component owns it), and with it on an
-# archive_command that no longer reaches a repository, or an empty one, keeps every WAL segment in
-# pg_wal until the disk is full. `true` lets PostgreSQL recycle them; a reinstall sets pgBackRest's again
-# (a reload, no restart).
-stop_archiving() {
-  [[ "${COOP_BACKUP_ROLE}" == db ]] || return 0
-  local -a psql=(runuser -u "${COOP_PG_OS_USER}" -- "/usr/lib/postgresql/${COOP_PG_VERSION}/bin/psql" -X -q -A -t -v ON_ERROR_STOP=1 -h "${COOP_PG_SOCKET}" -p "${COOP_PG_PORT}" -d postgres)
-  if [[ "${COOP_SKIP_SYSTEMCTL:-}" == 1 ]] || ! "${psql[@]}" -c 'select 1' >/dev/null 2>&1; then
-    log_warn "WAL archiving NOT turned off: PostgreSQL is not reachable on ${COOP_PG_SOCKET}:${COOP_PG_PORT}; if it still runs pgbackrest archive-push, run: sudo -u ${COOP_PG_OS_USER} psql -c \"alter system set archive_command = 'true'\" -c 'select pg_reload_conf()'"
-    return 0
-  fi
-  local current
-  current=$("${psql[@]}" -c 'show archive_command')
-  if [[ "${current}" != *"pgbackrest"*"archive-push"* ]]; then
-    log_info "archive_command is not pgBackRest's ('${current}'): left as it is"
-    return 0
-  fi
-  "${psql[@]}" <<<"alter system set archive_command = 'true'; select pg_reload_conf();" >/dev/null
-  log_warn "WAL archiving stopped: archive_command is now 'true', so PostgreSQL recycles WAL instead of keeping it for the removed repository"
-}

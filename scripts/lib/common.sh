@@ -242,6 +242,24 @@ missing_packages() {
   done
 }
 
+# install_missing [--required] PKG...: installs those of PKG not installed yet. COOP_SKIP_APT=1 (tests,
+# images built with everything) never calls apt-get: it warns, or with --required stops, naming them.
+install_missing() {
+  local required=no
+  if [[ "${1:-}" == --required ]]; then required=yes; shift; fi
+  local -a missing=()
+  mapfile -t missing < <(missing_packages "$@")
+  if ((${#missing[@]} == 0)); then
+    log_info "packages present: $*"
+  elif [[ "${COOP_SKIP_APT:-}" == 1 ]]; then
+    [[ "${required}" == no ]] || die "missing packages ${missing[*]} and COOP_SKIP_APT=1"
+    log_warn "COOP_SKIP_APT=1: not installing ${missing[*]}"
+  else
+    log_info "installing ${missing[*]}"
+    apt_install "${missing[@]}"
+  fi
+}
+
 # apt_install PKG...: a fresh host's unattended-upgrades can hold dpkg's lock for minutes after boot,
 # so wait for it (10 min) rather than fail after a few retries.
 apt_install() {

@@ -93,33 +93,3 @@ pgu_keep_logs() {
   rm -rf "${WORK_DIR}/pg_upgrade_output.d"
   cp -a "${COOP_PG_NEW_DATA}/pg_upgrade_output.d" "${WORK_DIR}/pg_upgrade_output.d"
 }
-
-# The way back before the point of no return: stop whatever pg_upgrade left running, give the old
-# cluster back its pg_control (pg_upgrade --link renames it to keep the old cluster from starting once
-# files are linked), point the stable path at it, remove the new cluster, start the old one. Returns
-# non-zero (never dies: it runs from the EXIT trap) when the old cluster is not back.
-pgu_rollback() {
-  if [[ -f "${STARTED_MARK}" ]]; then
-    log_error "the new cluster has been started (${STARTED_MARK}): the old one cannot be used again; no rollback"
-    return 1
-  fi
-  log_warn "rolling back to PostgreSQL ${OLD_MAJOR} at ${COOP_PG_OLD_DATA}"
-  pgu_keep_logs || true
-  pgu_stop "${COOP_PG_NEW_BIN}" "${COOP_PG_NEW_DATA}"
-  # pg_upgrade runs the old cluster on its own port; a normally running old cluster stays up.
-  if [[ -n "$(pgu_running_port "${COOP_PG_OLD_DATA}")" && "$(pgu_running_port "${COOP_PG_OLD_DATA}")" != "${COOP_PG_PORT}" ]]; then
-    pgu_stop "${COOP_PG_OLD_BIN}" "${COOP_PG_OLD_DATA}"
-  fi
-  if [[ -f "${COOP_PG_OLD_DATA}/global/pg_control.old" && ! -f "${COOP_PG_OLD_DATA}/global/pg_control" ]]; then
-    as_pg mv "${COOP_PG_OLD_DATA}/global/pg_control.old" "${COOP_PG_OLD_DATA}/global/pg_control" || return 1
-  fi
-  pgu_point_link "${COOP_PG_OLD_DATA}" || return 1
-  # Only a new cluster this script made (it marks it before creating it) is removed.
-  [[ -f "${NEW_MARK}" ]] && rm -rf "${COOP_PG_NEW_DATA}"
-  rm -f "${NEW_MARK}" "${UPGRADE_MARK}"
-  if [[ ! -f "${COOP_PG_OLD_DATA}/postmaster.pid" ]]; then
-    run_unlocked as_pg "${COOP_PG_OLD_BIN}/pg_ctl" -D "${COOP_PG_DATA_LINK}" -l "${COOP_PG_LOG_FILE}" -w \
-      -t "${COOP_PG_START_TIMEOUT}" start >/dev/null 2>&1 || return 1
-  fi
-  pgu_accepts
-}

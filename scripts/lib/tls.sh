@@ -70,9 +70,8 @@ tls_needs_issue() {
 # tls_certificate DOMAIN: issue (or keep) DOMAIN's certificate and make sure renewal is scheduled.
 tls_certificate() {
   local domain=$1
-  local -a plugin=() force=() missing=()
-  mapfile -t missing < <(missing_packages certbot python3-certbot-dns-cloudflare)
-  ((${#missing[@]} == 0)) || apt_install "${missing[@]}"
+  local -a plugin=() force=()
+  install_missing --required certbot python3-certbot-dns-cloudflare
   tls_trust_local_ca
   case "${COOP_ACME_DNS}" in
     cloudflare)

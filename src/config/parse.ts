@@ -86,8 +86,8 @@ export function parseStackConfig(raw: RawStackConfig, opts: ParseOptions = {}): 
   // The rules across keys run on every section that parsed, so that (say) an upgrade path off the
   // catalog is reported together with a typo in the domain, not after it is fixed.
   const valid = parsed.success ? parsed.data : validSections(plain);
-  const { hosts, versions, stackRole, domain, sshKeys, tls, restore, backup } = valid;
-  if (hosts && versions && stackRole && domain) problems.push(...crossFieldProblems({ hosts, versions, stackRole, domain, tls, restore, backup }, raw.stackName));
+  const { hosts, versions, stackRole, domain, sshKeys, tls, restore, backup, alerts } = valid;
+  if (hosts && versions && stackRole && domain) problems.push(...crossFieldProblems({ hosts, versions, stackRole, domain, tls, restore, backup, alerts }, raw.stackName));
   if (sshKeys) problems.push(...sshKeyProblems(sshKeys, raw));
   let upgrade: UpgradePlan | undefined;
   if (hosts && versions) {
@@ -189,7 +189,7 @@ function fromZodIssue(issue: z.core.$ZodIssue, root: unknown, secretKeys: Readon
 }
 
 /** What the rules across keys read. */
-export type CrossFieldInput = Pick<PlainConfig, "hosts" | "versions" | "stackRole" | "domain"> & Partial<Pick<PlainConfig, "tls" | "restore" | "backup">>;
+export type CrossFieldInput = Pick<PlainConfig, "hosts" | "versions" | "stackRole" | "domain"> & Partial<Pick<PlainConfig, "tls" | "restore" | "backup" | "alerts">>;
 
 function hostsOf(cfg: Pick<PlainConfig, "hosts">): [HostName, HostConfig][] {
   const hosts: [HostName, HostConfig][] = [["primary", cfg.hosts.primary]];
@@ -389,6 +389,15 @@ export function crossFieldProblems(cfg: CrossFieldInput, stackName: string): Con
   }
   if (cfg.restore?.stack !== undefined && cfg.restore.from !== "prod") {
     out.push(problem(["restore", "stack"], `is set but restore.from is "${cfg.restore.from}": only a restore from prod reads another stack`, "pulumi config rm --path 'restore.stack'"));
+  }
+
+  const alerts = cfg.alerts;
+  if (alerts && alerts.email.length > 0) {
+    if (!alerts.from) out.push(problem(["alerts", "from"], "is missing: alerts.email needs a sender address", setFix(["alerts", "from"])));
+    if (!alerts.smtpUrl) out.push(problem(["alerts", "smtpUrl"], "is missing: alerts.email needs the SMTP server to send through", setFix(["alerts", "smtpUrl"])));
+  }
+  if (alerts?.smtpLogin !== undefined && !alerts.smtpStartTls && alerts.smtpUrl?.startsWith("smtp://")) {
+    out.push(problem(["alerts", "smtpStartTls"], "is false with alerts.smtpLogin set: the SMTP password would travel in clear", "pulumi config set --path 'alerts.smtpStartTls' true"));
   }
 
   const readers = cfg.backup?.readers ?? [];

@@ -166,6 +166,24 @@ export const restoreSchema = z.strictObject({
 });
 export type RestoreConfig = z.infer<typeof restoreSchema>;
 
+/**
+ * Where the hosts send their alerts (scripts/alert.sh, installed by components/alerts.ts): e-mail through
+ * an SMTP server and/or a webhook (the secret alertWebhookUrl). The SMTP password is the secret
+ * alertSmtpPassword, needed with smtpLogin.
+ */
+export const alertsSchema = z.strictObject({
+  email: z.array(z.email({ error: "expected an e-mail address" })).default([]),
+  from: z.email({ error: "expected the sender's e-mail address" }).optional(),
+  smtpUrl: z
+    .string()
+    .regex(/^smtps?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/, { error: 'expected "smtps://host:465" or "smtp://host:587" (STARTTLS)' })
+    .optional(),
+  smtpLogin: z.string().min(1).optional(),
+  /** false only for a relay without TLS that takes no login (a local stack's test listener). */
+  smtpStartTls: z.boolean().default(true),
+});
+export type AlertsConfig = z.infer<typeof alertsSchema>;
+
 export const plainConfigSchema = z.strictObject({
   stackRole: z.enum(STACK_ROLES),
   domain: z.string().regex(DOMAIN, { error: "expected a lower-case domain name like social.coop (no scheme, no trailing dot)" }),
@@ -183,11 +201,12 @@ export const plainConfigSchema = z.strictObject({
   localCloud: localCloudSchema.default({ network: "coop-local", subnet4: "10.231.7.0/24", subnet6: "fd42:231:7::/64", joinNetwork: false, firstHost: 11 }),
   tls: tlsSchema.default({ acmeServer: LETS_ENCRYPT }),
   restore: restoreSchema.optional(),
+  alerts: alertsSchema.optional(),
 });
 export type PlainConfig = z.infer<typeof plainConfigSchema>;
 
 /** Keys whose value Pulumi hands over as a JSON document (set with `--path` or as YAML maps). */
-export const OBJECT_KEYS: ReadonlySet<string> = new Set(["sshKeys", "hosts", "versions", "backup", "localCloud", "tls", "restore"]);
+export const OBJECT_KEYS: ReadonlySet<string> = new Set(["sshKeys", "hosts", "versions", "backup", "localCloud", "tls", "restore", "alerts"]);
 
 /**
  * An example value per key path, used to write the fix into every error message.
@@ -236,6 +255,13 @@ export const EXAMPLES: Record<string, string> = {
   "restore.from": "secondary",
   "restore.target": "latest",
   "restore.stack": "prod",
+  alerts: '{"email": ["ops@social.coop"], "from": "alerts@social.coop", "smtpUrl": "smtps://smtp.example.org:465"}',
+  "alerts.email": '["ops@social.coop"]',
+  "alerts.email.*": "ops@social.coop",
+  "alerts.from": "alerts@social.coop",
+  "alerts.smtpUrl": "smtps://smtp.example.org:465",
+  "alerts.smtpLogin": "alerts@social.coop",
+  "alerts.smtpStartTls": "true",
 };
 
 /**

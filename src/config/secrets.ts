@@ -13,6 +13,8 @@ export interface SecretSpec {
   readonly check?: (value: string) => string | undefined;
   /** A multi-line secret is read from this file (`< file`) rather than typed at the prompt. */
   readonly fromFile?: string;
+  /** Never required: absent, what it enables is off (an offline plan then stands in nothing for it). */
+  readonly optional?: boolean;
 }
 
 export const SECRET_KEYS = [
@@ -23,6 +25,8 @@ export const SECRET_KEYS = [
   "resticPassword",
   "pgbackrestCipherPass",
   "s3SecretAccessKey",
+  "alertSmtpPassword",
+  "alertWebhookUrl",
 ] as const;
 export type SecretKey = (typeof SECRET_KEYS)[number];
 
@@ -68,6 +72,14 @@ export const SECRET_SPECS: readonly SecretSpec[] = [
     key: "s3SecretAccessKey",
     purpose: "secret key of the S3 backup repository",
     requiredWhen: (cfg) => cfg.backup.s3 !== undefined,
+  },
+  { key: "alertSmtpPassword", purpose: "password of alerts.smtpLogin on the SMTP server alerts go through", requiredWhen: (cfg) => cfg.alerts?.smtpLogin !== undefined },
+  {
+    key: "alertWebhookUrl",
+    purpose: "the webhook alerts are posted to (its URL holds a token); optional",
+    requiredWhen: () => false,
+    optional: true,
+    check: (v) => (/^https:\/\/\S+$/.test(v) ? undefined : "is not an https:// URL"),
   },
 ];
 

@@ -3,7 +3,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { parse } from "yaml";
 import { NAMESPACE } from "../config/problems";
-import { SECRET_KEYS } from "../config/secrets";
+import { SECRET_KEYS, SECRET_SPECS } from "../config/secrets";
 import { generateEd25519 } from "../ssh/openssh-key";
 import type { OfflineConfig } from "./offline";
 
@@ -69,6 +69,7 @@ export function stackFilePath(stack: string, root = REPO_ROOT): string {
  */
 function placeholder(key: string): string {
   if (key === "sshPrivateKey") return generateEd25519("offline-plan-placeholder", Buffer.alloc(32, 7)).privateKey;
+  if (key === "alertWebhookUrl") return "https://offline-placeholder.invalid/not-a-real-secret";
   return `offline-placeholder-for-${key}-not-a-real-secret`;
 }
 
@@ -96,7 +97,7 @@ export function readStackFile(stack: string, root = REPO_ROOT): StackFile {
     }
   }
   for (const key of SECRET_KEYS) {
-    if (values[key] !== undefined) continue;
+    if (values[key] !== undefined || SECRET_SPECS.find((s) => s.key === key)?.optional) continue;
     values[key] = placeholder(key);
     secretKeys.add(key);
     placeholders.push(key);

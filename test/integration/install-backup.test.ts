@@ -214,6 +214,13 @@ describe("install-backup.sh on a temporary root", () => {
       const r = await run("systemd-analyze", ["verify", "--man=no", ...mine], { allowFailure: true });
       expect(`${r.code} ${r.stdout}${r.stderr}`.trim(), role).toBe("0");
     }
+    // The alert template as the instance a failed drill starts (OnFailure=coop-alert@%n.service).
+    const template = readFileSync(join(root("repo"), "systemd", "coop-alert@.service"), "utf8");
+    const instance = join(tmp.path, "coop-alert@coop-drill.service.service");
+    writeFileSync(instance, template);
+    const a = await run("systemd-analyze", ["verify", "--man=no", instance], { allowFailure: true });
+    expect(`${a.code} ${a.stdout}${a.stderr}`.trim()).toBe("0");
+    expect(readFileSync(join(root("repo"), "systemd", "coop-drill.service"), "utf8")).toContain("OnFailure=coop-alert@%n.service");
     const full = readFileSync(join(root("db"), "systemd", "coop-backup-full.timer"), "utf8");
     expect(full).toContain("OnCalendar=*-*-1/7 03:15:00 UTC");
     expect(readFileSync(join(root("db"), "systemd", "coop-backup.service"), "utf8")).toMatch(/Environment=COOP_BACKUP_TYPE=diff[\s\S]*ExecStart=.*\/backup\.sh/);
@@ -243,6 +250,8 @@ describe("install-backup.sh --uninstall (the Backup component's delete)", () => 
   // No systemd runs here: a systemctl on PATH records each call, so the test sees exactly what a host is asked.
   let bin: string;
   let calls: string;
+  // What OnFailure= of every unit starts (alert.sh); a file, never enabled or started by the install.
+  const ALERT_TEMPLATE = "coop-alert@.service";
   const units = {
     db: ["coop-backup.timer", "coop-backup-full.timer", "coop-backup.service", "coop-backup-full.service"],
     repo: ["coop-drill.timer", "coop-drill.service"],
@@ -277,14 +286,14 @@ describe("install-backup.sh --uninstall (the Backup component's delete)", () => 
     const r = ok(await uninstall("repo", { COOP_INSTALL_ID: oldId }), "delete of the replaced install");
     expect(r.stderr).toContain(`a newer install (${newId}) replaced ${oldId}: nothing to remove`);
     expect(systemctlCalls()).toEqual([]);
-    expect(unitFiles("repo")).toEqual([...units.repo].sort());
+    expect(unitFiles("repo")).toEqual([...units.repo, ALERT_TEMPLATE].sort());
   });
 
   it("removing the component: timers and units stopped, disabled and removed, sshd drop-in gone, data kept", async () => {
     const newId = installId(["install-v2", "{}"]);
     for (const role of ["db", "repo"] as const) {
       const before = snapshot(root(role));
-      expect(unitFiles(role), role).toEqual([...units[role]].sort());
+      expect(unitFiles(role), role).toEqual([...units[role], ALERT_TEMPLATE].sort());
       const r = ok(await uninstall(role, { COOP_INSTALL_ID: role === "repo" ? newId : "" }), `uninstall ${role}`);
       expect(systemctlCalls(), role).toEqual([
         `disable --now ${units[role].join(" ")}`,
@@ -352,6 +361,6 @@ describe("install-backup.sh --uninstall (the Backup component's delete)", () => 
 
   it("a reinstall after the uninstall brings the timers back", async () => {
     ok(await install("db", repoKeys), "db reinstall");
-    expect(unitFiles("db")).toEqual([...units.db].sort());
+    expect(unitFiles("db")).toEqual([...units.db, ALERT_TEMPLATE].sort());
   });
 });

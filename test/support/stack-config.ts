@@ -14,6 +14,8 @@ export const SECRET_VALUES = {
   resticPassword: "RESTIC-PASSPHRASE-correct-horse-battery",
   pgbackrestCipherPass: "PGBACKREST-PASSPHRASE-staple-battery-horse",
   s3SecretAccessKey: "S3-SECRET-KEY-wJalrXUtnFEMI-K7MDENG",
+  alertSmtpPassword: "ALERT-SMTP-PASSWORD-b8d1e4",
+  alertWebhookUrl: "https://hooks.example.org/ALERT-WEBHOOK-TOKEN-93fa",
 } as const;
 
 export interface TestConfig {

@@ -226,8 +226,8 @@ describe("triggers", () => {
     expect(one(prod, COMMAND, "prod-backup-db-install").inputs.triggers).toEqual([scriptsHash(["install-backup.sh"]), expect.any(String)]);
   });
 
-  it("follow the scripts a command needs: install-backup.sh sources common.sh and its library", () => {
-    expect(scriptClosure("install-backup.sh")).toEqual(["install-backup.sh", "lib/backup-install.sh", "lib/common.sh"]);
+  it("follow the scripts a command needs: install-backup.sh sources common.sh and its libraries", () => {
+    expect(scriptClosure("install-backup.sh")).toEqual(["install-backup.sh", "lib/alerts.sh", "lib/backup-install.sh", "lib/backup-ssh.sh", "lib/backup-uninstall.sh", "lib/common.sh"]);
     expect(scriptsHash(["install-backup.sh"])).toBe(scriptsHash(["install-backup.sh"]));
     expect(scriptsHash(["install-backup.sh"], copy)).toBe(scriptsHash(["install-backup.sh"]));
   });

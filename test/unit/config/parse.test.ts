@@ -121,6 +121,15 @@ const CASES: BadCase[] = [
   { name: "deploy key that is no key at all", raw: { secrets: { ...SECRET_VALUES, sshPrivateKey: "hunter2-not-a-key" } }, path: "sshPrivateKey", message: /not an OpenSSH private key/, fix: DEPLOY_FIX },
   { name: "S3 configured without its secret key", mutate: (c) => (c.backup = { s3: { endpoint: "https://s3.example.org", bucket: "coop-backups", region: "eu", accessKeyId: "AKIA" } }), raw: { secrets: { ...SECRET_VALUES, s3SecretAccessKey: "" } }, path: "s3SecretAccessKey", message: /is missing \(secret key of the S3/, fix: /--secret s3SecretAccessKey/ },
   { name: "short passphrase", raw: { secrets: { ...SECRET_VALUES, pgbackrestCipherPass: "short" } }, path: "pgbackrestCipherPass", message: /shorter than 20 characters.*value not shown/, fix: /--secret pgbackrestCipherPass/ },
+  // Alerts: where the hosts send them.
+  { name: "alert e-mail without a sender", mutate: (c) => (c.alerts = { email: ["ops@social.coop"], smtpUrl: "smtps://smtp.example.org:465" }), path: "alerts.from", message: /is missing: alerts.email needs a sender address/, fix: /^pulumi config set --path 'alerts.from' alerts@social.coop$/ },
+  { name: "alert e-mail without an SMTP server", mutate: (c) => (c.alerts = { email: ["ops@social.coop"], from: "alerts@social.coop" }), path: "alerts.smtpUrl", message: /needs the SMTP server/, fix: /^pulumi config set --path 'alerts.smtpUrl' smtps:\/\/smtp.example.org:465$/ },
+  { name: "alert SMTP server as a bare host", mutate: (c) => (c.alerts = { email: ["ops@social.coop"], from: "alerts@social.coop", smtpUrl: "smtp.example.org" }), path: "alerts.smtpUrl", message: /expected "smtps:\/\/host:465" or "smtp:\/\/host:587"/, fix: /alerts.smtpUrl/ },
+  { name: "alert address that is not one", mutate: (c) => (c.alerts = { email: ["ops-at-social.coop"], from: "alerts@social.coop", smtpUrl: "smtps://smtp.example.org:465" }), path: "alerts.email[0]", message: /e-mail address/, fix: /alerts.email\[0\]/ },
+  { name: "alert SMTP login in clear", mutate: (c) => (c.alerts = { email: ["ops@social.coop"], from: "alerts@social.coop", smtpUrl: "smtp://smtp.example.org:25", smtpLogin: "alerts", smtpStartTls: false }), path: "alerts.smtpStartTls", message: /password would travel in clear/, fix: /alerts.smtpStartTls' true/ },
+  { name: "alert SMTP login without its password", mutate: (c) => (c.alerts = { email: ["ops@social.coop"], from: "alerts@social.coop", smtpUrl: "smtps://smtp.example.org:465", smtpLogin: "alerts" }), raw: { secrets: { ...SECRET_VALUES, alertSmtpPassword: "" } }, path: "alertSmtpPassword", message: /is missing \(password of alerts.smtpLogin/, fix: /^pulumi config set --secret alertSmtpPassword$/ },
+  { name: "alert webhook over http", raw: { secrets: { ...SECRET_VALUES, alertWebhookUrl: "http://hooks.example.org/t" } }, path: "alertWebhookUrl", message: /is not an https:\/\/ URL.*value not shown/, fix: /--secret alertWebhookUrl/ },
+  { name: "unknown key under alerts", mutate: (c) => (c.alerts = { emails: ["ops@social.coop"] }), path: "alerts.emails", message: /unknown key/, fix: /^rename alerts.emails to alerts.email$/ },
   // SSH public keys: the body is decoded and checked against its prefix, not just matched as text.
   { name: "public key with a fake body", mutate: (c) => (c.sshKeys = ["ssh-ed25519 AAAA"]), path: "sshKeys[0]", message: /is cut short/, fix: KEY_FIX(0) },
   { name: "public key with only its type in the body", mutate: (c) => (c.sshKeys = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5 me@laptop"]), path: "sshKeys[0]", message: /is cut short/, fix: KEY_FIX(0) },
@@ -340,11 +349,17 @@ describe("stack config: no fix puts a secret on the command line", () => {
 
   /** Every way a secret key can be wrong, each with the problems it gives. */
   function scenarios(key: SecretName, checked: boolean): [string, ConfigError["problems"]][] {
-    const needsAll = () => ({ ...prodConfig(), backup: { s3: S3 } });
+    const needsAll = () => ({ ...prodConfig(), backup: { s3: S3 }, alerts: { email: ["ops@social.coop"], from: "alerts@social.coop", smtpUrl: "smtps://smtp.example.org:465", smtpLogin: "alerts" } });
+    // A secret no config requires (the webhook is optional) has no "missing" or "empty" problem.
+    const optional = key === "alertWebhookUrl";
     const run = (cfg: TestConfig, opts: Parameters<typeof toRaw>[1]) => problemsOf(() => parseStackConfig(toRaw(cfg, opts)));
     return [
-      ["missing", run(needsAll(), { secrets: withoutSecret(key) })],
-      ["empty", run(needsAll(), { secrets: { ...SECRET_VALUES, [key]: "" } })],
+      ...(optional
+        ? []
+        : ([
+            ["missing", run(needsAll(), { secrets: withoutSecret(key) })],
+            ["empty", run(needsAll(), { secrets: { ...SECRET_VALUES, [key]: "" } })],
+          ] as [string, ConfigError["problems"]][])),
       ["plain text", run(needsAll(), { plainSecrets: [key] })],
       ...(checked ? [["badly shaped", run(needsAll(), { secrets: { ...SECRET_VALUES, [key]: "x" } })] as [string, ConfigError["problems"]]] : []),
       ["misspelled namespace", run(needsAll(), { secrets: withoutSecret(key), extraSecrets: { [`socialcop:${key}`]: SECRET_VALUES[key] } })],

@@ -1,0 +1,74 @@
+// Alerts: where each host sends what needs a person (scripts/install-alerts.sh, scripts/alert.sh). The
+// backup and drill units name coop-alert@.service in OnFailure=; this component tells that unit where to
+// send: e-mail through the stack's SMTP server and/or a webhook. Secrets go only in the environment.
+import * as command from "@pulumi/command";
+import * as pulumi from "@pulumi/pulumi";
+import type { AlertsConfig } from "../src/config/schema";
+import type { HostConnection } from "./host";
+import { HostScripts, REMOTE_SCRIPTS_DIR, ScriptParams, scriptEnvironment, scriptsHash, sudoScript } from "./lib/script";
+
+export interface AlertsHost {
+  readonly name: string;
+  readonly connection: pulumi.Input<HostConnection>;
+  readonly scripts: HostScripts;
+  /** What must be installed first (the backup units that name the alert unit). */
+  readonly after?: readonly pulumi.Resource[];
+}
+
+export interface AlertsArgs {
+  readonly stack: string;
+  readonly alerts: AlertsConfig;
+  readonly hosts: readonly AlertsHost[];
+  readonly smtpPassword?: pulumi.Input<string>;
+  readonly webhookUrl?: pulumi.Input<string>;
+}
+
+/** The delete: `install-alerts.sh --uninstall` from the upload, or from the installed scripts when it is gone. */
+export function alertsUninstallCommand(): string {
+  const from = (dir: string) => `${sudoScript("install-alerts.sh", {}, dir)} --uninstall`;
+  return [
+    `if [ -f "$COOP_SCRIPTS_FROM/install-alerts.sh" ]; then ${from('"$COOP_SCRIPTS_FROM"')}`,
+    `elif [ -f "${REMOTE_SCRIPTS_DIR}/install-alerts.sh" ]; then ${from(`"${REMOTE_SCRIPTS_DIR}"`)}`,
+    `else echo "no install-alerts.sh on this host: nothing to remove"; fi`,
+  ].join("; ");
+}
+
+export class Alerts extends pulumi.ComponentResource {
+  /** install-alerts.sh on each host. */
+  public readonly installs: readonly command.remote.Command[];
+
+  constructor(name: string, args: AlertsArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("socialcoop:ops:Alerts", name, {}, opts);
+    const a = args.alerts;
+    const params: ScriptParams = {
+      alertStack: args.stack,
+      alertEmailTo: a.email.join(","),
+      alertEmailFrom: a.from,
+      alertSmtpUrl: a.smtpUrl,
+      alertSmtpStarttls: a.smtpStartTls ? "yes" : "no",
+      alertSmtpLogin: a.smtpLogin,
+      // Secrets: the secret Outputs they are, into the environment only.
+      alertSmtpPassword: a.smtpLogin !== undefined ? args.smtpPassword : undefined,
+      alertWebhookUrl: args.webhookUrl,
+      scriptsDir: REMOTE_SCRIPTS_DIR,
+    };
+    this.installs = args.hosts.map((h) => {
+      const environment = scriptEnvironment({ ...params, scriptsFrom: h.scripts.path });
+      return new command.remote.Command(
+        `${name}-${h.name}`,
+        {
+          connection: h.connection,
+          create: sudoScript("install-alerts.sh", environment),
+          delete: alertsUninstallCommand(),
+          environment,
+          // install-alerts.sh logs addresses and paths; the password and the webhook URL stay in files.
+          logging: "stdoutAndStderr",
+          addPreviousOutputInEnv: false,
+          triggers: [scriptsHash(["install-alerts.sh", "alert.sh"])],
+        },
+        { parent: this, dependsOn: [h.scripts.upload, ...(h.after ?? [])] },
+      );
+    });
+    this.registerOutputs({});
+  }
+}

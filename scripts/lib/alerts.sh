@@ -1,0 +1,114 @@
+# shellcheck shell=bash
+# Alerts from the host (sourced after common.sh by alert.sh and install-alerts.sh): where they go, what
+# they say, how they are sent, and the files and unit that install-alerts.sh renders. Secrets live only in
+# curl config files (read with -K, so never on a command line): smtp.curl holds the SMTP login, webhook.curl
+# the webhook's URL (its token is in it).
+
+alerts_env() {
+  COOP_ALERT_DIR="${COOP_ALERT_DIR:-/etc/coop/alerts}"
+  COOP_ALERT_STATE_DIR="${COOP_ALERT_STATE_DIR:-/var/lib/coop/alerts}"
+  COOP_ALERT_JOURNAL_LINES="${COOP_ALERT_JOURNAL_LINES:-30}"
+  [[ "${COOP_ALERT_JOURNAL_LINES}" =~ ^[0-9]+$ ]] || die "COOP_ALERT_JOURNAL_LINES must be a number (found '${COOP_ALERT_JOURNAL_LINES}')"
+  # Destinations come from alert.env only: one left in the environment must not send anything.
+  unset COOP_ALERT_STACK COOP_ALERT_EMAIL_TO COOP_ALERT_EMAIL_FROM COOP_ALERT_SMTP_URL COOP_ALERT_SMTP_STARTTLS
+  if [[ -f "${COOP_ALERT_DIR}/alert.env" ]]; then
+    # shellcheck source=/dev/null # written by install-alerts.sh (render_alert_env): names and addresses only
+    source "${COOP_ALERT_DIR}/alert.env"
+  fi
+  COOP_ALERT_STACK="${COOP_ALERT_STACK:-}"
+  COOP_ALERT_EMAIL_TO="${COOP_ALERT_EMAIL_TO:-}"
+}
+
+# A problem's name as a file name: the once-a-day rule counts per name.
+alert_key() { printf '%s' "$1" | tr -c 'A-Za-z0-9@._-' '_' | sed 's/^[._]*//'; }
+
+alert_host() { printf '%s' "${COOP_ALERT_HOST:-$(hostname -f 2>/dev/null || hostname)}"; }
+
+# The runbook section for a problem, as a path in the infrastructure repository.
+alert_runbook() {
+  case "$1" in
+    coop-drill*) printf 'docs/runbooks/alerts.md#a-restore-drill-failed' ;;
+    coop-backup*) printf 'docs/runbooks/alerts.md#a-backup-failed' ;;
+    certbot* | coop-cert*) printf 'docs/runbooks/tls.md#renewal' ;;
+    *) printf 'docs/runbooks/alerts.md#any-other-alert' ;;
+  esac
+}
+
+# alert_message SUMMARY RUNBOOK DETAILS_FILE: the text every destination gets.
+alert_message() {
+  local where
+  where="$(alert_host)${COOP_ALERT_STACK:+ (stack ${COOP_ALERT_STACK})}"
+  printf '%s on %s needs a person.\n\nWhat to do: follow %s in the social.coop infrastructure repository.\n\n' "$1" "${where}" "$2"
+  cat "$3"
+}
+
+# curl_config_value VALUE: VALUE as a double-quoted string in a curl config file.
+curl_config_value() {
+  [[ "$1" != *$'\n'* ]] || die "a value for a curl config file holds a line break"
+  local v="${1//\\/\\\\}"
+  printf '"%s"' "${v//\"/\\\"}"
+}
+
+# alert_email SUMMARY MESSAGE_FILE: one message to every COOP_ALERT_EMAIL_TO address.
+alert_email() {
+  local summary="$1" body="$2" mail out rc=0
+  local -a args=(--silent --show-error --max-time 60 --url "${COOP_ALERT_SMTP_URL}" --mail-from "${COOP_ALERT_EMAIL_FROM}")
+  local rcpt
+  local -a to=()
+  IFS=',' read -r -a to <<<"${COOP_ALERT_EMAIL_TO}"
+  for rcpt in "${to[@]}"; do args+=(--mail-rcpt "${rcpt}"); done
+  [[ "${COOP_ALERT_SMTP_STARTTLS:-yes}" == yes && "${COOP_ALERT_SMTP_URL}" == smtp://* ]] && args+=(--ssl-reqd)
+  [[ -f "${COOP_ALERT_DIR}/smtp.curl" ]] && args+=(--config "${COOP_ALERT_DIR}/smtp.curl")
+  mail=$(mktemp)
+  {
+    printf 'From: social.coop alerts <%s>\r\n' "${COOP_ALERT_EMAIL_FROM}"
+    printf 'To: %s\r\n' "${COOP_ALERT_EMAIL_TO//,/, }"
+    printf 'Subject: [%s] %s: %s\r\n' "${COOP_ALERT_STACK:-coop}" "$(alert_host)" "${summary}"
+    printf 'Date: %s\r\n' "$(date -R)"
+    printf 'Message-ID: <%s.%s@%s>\r\n' "$(date -u +%Y%m%dT%H%M%S)" "$$" "$(alert_host)"
+    printf 'Content-Type: text/plain; charset=utf-8\r\n\r\n'
+    sed 's/$/\r/' "${body}"
+  } >"${mail}"
+  out=$(curl "${args[@]}" --upload-file "${mail}" 2>&1) || rc=$?
+  rm -f "${mail}"
+  ((rc == 0)) || log_error "e-mail through ${COOP_ALERT_SMTP_URL} failed (curl exit ${rc}): $(error_lines "${out}")"
+  return "${rc}"
+}
+
+# alert_webhook KEY SUMMARY RUNBOOK MESSAGE_FILE: a JSON post; `text` is what Matrix hooks and chats show.
+# curl's own message is not logged: it may name the URL, and the URL holds the webhook's token.
+alert_webhook() {
+  local code rc=0
+  code=$(jq -n --arg key "$1" --arg summary "$2" --arg runbook "$3" --rawfile text "$4" --arg host "$(alert_host)" --arg stack "${COOP_ALERT_STACK}" \
+    '{text: $text, problem: $key, summary: $summary, host: $host, stack: $stack, runbook: $runbook}' |
+    curl --silent --max-time 30 --output /dev/null --write-out '%{http_code}' --config "${COOP_ALERT_DIR}/webhook.curl" \
+      --header 'Content-Type: application/json' --data-binary @- 2>/dev/null) || rc=$?
+  if ((rc != 0)) || [[ "${code}" != 2?? ]]; then
+    log_error "the webhook post failed (curl exit ${rc}, HTTP status ${code:-none})"
+    return 1
+  fi
+}
+
+# --- What install-alerts.sh writes ---
+
+# render_alert_env: alert.env, names and addresses only (the secrets are in the curl config files).
+render_alert_env() {
+  printf '# Managed by install-alerts.sh; read by alert.sh.\n'
+  printf 'COOP_ALERT_STACK=%q\n' "${COOP_ALERT_STACK}"
+  printf 'COOP_ALERT_EMAIL_TO=%q\n' "${COOP_ALERT_EMAIL_TO}"
+  printf 'COOP_ALERT_EMAIL_FROM=%q\n' "${COOP_ALERT_EMAIL_FROM}"
+  printf 'COOP_ALERT_SMTP_URL=%q\n' "${COOP_ALERT_SMTP_URL}"
+  printf 'COOP_ALERT_SMTP_STARTTLS=%q\n' "${COOP_ALERT_SMTP_STARTTLS}"
+}
+
+# render_alert_unit SCRIPTS_DIR: the template OnFailure= names (coop-alert@<failed unit>.service).
+render_alert_unit() {
+  printf '%s\n' "# Managed by install-alerts.sh and install-backup.sh; edits are overwritten." "[Unit]" \
+    "Description=social.coop alert: %i failed" \
+    "Documentation=file://$1/alert.sh" \
+    "" "[Service]" \
+    "Type=oneshot" \
+    "ExecStart=$1/alert.sh unit-failed %i" \
+    "TimeoutStartSec=5min" \
+    "SyslogIdentifier=coop-alert"
+}

@@ -1,0 +1,62 @@
+// The Alerts component in the real program under mocks: one install-alerts.sh per host, after the
+// backup installs, its destinations in the environment, the SMTP password and the webhook URL only as
+// secrets, and no component at all without `alerts` in the stack config.
+import { beforeAll, describe, expect, it } from "vitest";
+import type { OfflineRun } from "../../../src/plan/offline";
+import { isSecretValue } from "../../../src/plan/offline";
+import { SECRET_VALUES, prodConfig } from "../../support/stack-config";
+import { ofType, one, planFor, plainStrings } from "../../support/offline";
+
+const ALERTS = { email: ["ops@social.coop", "tech@social.coop"], from: "alerts@social.coop", smtpUrl: "smtps://smtp.example.org:465", smtpLogin: "alerts@social.coop" };
+
+/** The environment's values, inside the secret wrapper it comes in when it holds a secret. */
+function unwrap(env: unknown): Record<string, unknown> {
+  return (isSecretValue(env) ? env.value : env) as Record<string, unknown>;
+}
+
+let withAlerts: OfflineRun;
+let without: OfflineRun;
+beforeAll(async () => {
+  withAlerts = await planFor({ ...prodConfig(), alerts: ALERTS });
+  without = await planFor(prodConfig());
+});
+
+describe("Alerts", () => {
+  it("installs the destinations on each host, from the uploaded scripts, with a delete", () => {
+    const installs = ofType(withAlerts, "command:remote:Command").filter((r) => r.name.startsWith("prod-alerts-"));
+    expect(installs.map((r) => r.name).sort()).toEqual(["prod-alerts-primary", "prod-alerts-secondary"]);
+    for (const r of installs) {
+      expect(r.inputs.create).toBe('sudo bash "$COOP_SCRIPTS_FROM"/install-alerts.sh');
+      expect(String(r.inputs.delete)).toContain("install-alerts.sh --uninstall");
+      const env = unwrap(r.inputs.environment);
+      expect(env.COOP_ALERT_EMAIL_TO).toBe("ops@social.coop,tech@social.coop");
+      expect(env.COOP_ALERT_EMAIL_FROM).toBe("alerts@social.coop");
+      expect(env.COOP_ALERT_SMTP_URL).toBe("smtps://smtp.example.org:465");
+      expect(env.COOP_ALERT_SMTP_STARTTLS).toBe("yes");
+      expect(env.COOP_ALERT_STACK).toBe("prod");
+    }
+  });
+
+  it("runs after the backup installs, whose units name the alert unit", () => {
+    const install = one(withAlerts, "command:remote:Command", "prod-alerts-secondary");
+    expect(install.dependsOn.some((d) => d.includes("prod-backup-repo-install"))).toBe(true);
+  });
+
+  it("the SMTP password and the webhook URL reach the hosts only as secrets", () => {
+    for (const r of ofType(withAlerts, "command:remote:Command").filter((x) => x.name.startsWith("prod-alerts-"))) {
+      // A secret inside makes the whole environment a secret, in state and in the diff.
+      expect(isSecretValue(r.inputs.environment)).toBe(true);
+      const env = unwrap(r.inputs.environment);
+      expect(env.COOP_ALERT_SMTP_PASSWORD).toBe(SECRET_VALUES.alertSmtpPassword);
+      expect(env.COOP_ALERT_WEBHOOK_URL).toBe(SECRET_VALUES.alertWebhookUrl);
+      expect(String(r.inputs.create)).not.toContain(SECRET_VALUES.alertSmtpPassword);
+      const plain = plainStrings(r.inputs).join("\n");
+      expect(plain).not.toContain(SECRET_VALUES.alertSmtpPassword);
+      expect(plain).not.toContain("ALERT-WEBHOOK-TOKEN");
+    }
+  });
+
+  it("without alerts in the stack config there is no Alerts component", () => {
+    expect(without.resources.filter((r) => r.name.startsWith("prod-alerts"))).toEqual([]);
+  });
+});
