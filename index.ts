@@ -91,6 +91,7 @@ if (cfg.alerts) {
   new Alerts(`${cfg.stackName}-alerts`, {
     stack: cfg.stackName,
     alerts: cfg.alerts,
+    drillMaxAgeHours: cfg.backup.drillMaxAgeHours,
     hosts: [...hosts].map(([name, h]) => ({ name, connection: h.connection, scripts: h.scripts, after: backup?.installs })),
     smtpPassword: cfg.secrets.alertSmtpPassword,
     webhookUrl: cfg.secrets.alertWebhookUrl,

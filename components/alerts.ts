@@ -1,6 +1,7 @@
 // Alerts: where each host sends what needs a person (scripts/install-alerts.sh, scripts/alert.sh). The
 // backup and drill units name coop-alert@.service in OnFailure=; this component tells that unit where to
-// send: e-mail through the stack's SMTP server and/or a webhook. Secrets go only in the environment.
+// send (e-mail through the stack's SMTP server and/or a webhook) and installs the daily check
+// (scripts/check.sh) with coopctl status's thresholds. Secrets go only in the environment.
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import type { AlertsConfig } from "../src/config/schema";
@@ -18,6 +19,8 @@ export interface AlertsHost {
 export interface AlertsArgs {
   readonly stack: string;
   readonly alerts: AlertsConfig;
+  /** backup.drillMaxAgeHours: the daily check flags an older drill, as the upgrade hops refuse it. */
+  readonly drillMaxAgeHours: number;
   readonly hosts: readonly AlertsHost[];
   readonly smtpPassword?: pulumi.Input<string>;
   readonly webhookUrl?: pulumi.Input<string>;
@@ -51,6 +54,12 @@ export class Alerts extends pulumi.ComponentResource {
       alertSmtpPassword: a.smtpLogin !== undefined ? args.smtpPassword : undefined,
       alertWebhookUrl: args.webhookUrl,
       scriptsDir: REMOTE_SCRIPTS_DIR,
+      checkAt: a.checkAt,
+      checkBackupMaxAgeHours: String(a.backupMaxAgeHours),
+      checkDrillMaxAgeHours: String(args.drillMaxAgeHours),
+      checkWalMaxLagSeconds: String(a.walMaxLagSeconds),
+      checkDiskMaxPercent: String(a.diskMaxPercent),
+      checkCertMinDays: String(a.certMinDays),
     };
     this.installs = args.hosts.map((h) => {
       const environment = scriptEnvironment({ ...params, scriptsFrom: h.scripts.path });
@@ -64,7 +73,7 @@ export class Alerts extends pulumi.ComponentResource {
           // install-alerts.sh logs addresses and paths; the password and the webhook URL stay in files.
           logging: "stdoutAndStderr",
           addPreviousOutputInEnv: false,
-          triggers: [scriptsHash(["install-alerts.sh", "alert.sh"])],
+          triggers: [scriptsHash(["install-alerts.sh", "alert.sh", "check.sh", "status.sh"])],
         },
         { parent: this, dependsOn: [h.scripts.upload, ...(h.after ?? [])] },
       );

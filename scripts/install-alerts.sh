@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # shellcheck source-path=SCRIPTDIR
 # Installs where this host's alerts go (alert.sh): the e-mail addresses and SMTP server, and/or a
-# webhook, and the coop-alert@.service template that the backup, drill and renewal units name in
-# OnFailure=. Idempotent (files are written only when they differ). The secrets (SMTP password, webhook
+# webhook, the coop-alert@.service template that the backup, drill and renewal units name in
+# OnFailure= (renewal: a drop-in for Debian's certbot.service), and the daily check (coop-check.timer). Idempotent (files are written only when they differ). The secrets (SMTP password, webhook
 # URL) arrive in the environment and go only into root-only curl config files, never to a log or a
 # command line. Sends nothing: `sudo alert.sh send test "a test alert" </dev/null` does.
 #
@@ -15,12 +15,15 @@
 #   COOP_ALERT_SMTP_LOGIN  COOP_ALERT_SMTP_PASSWORD   both or neither (secret: the password)
 #   COOP_ALERT_WEBHOOK_URL           https:// URL to post JSON to (secret: it holds a token); empty: none.
 #                                    http:// is accepted only for a loopback or private address
+#   COOP_CHECK_AT [07:00]            when the daily check (check.sh) runs, UTC, after the drill
+#   COOP_CHECK_BACKUP_MAX_AGE_HOURS [26]  COOP_CHECK_DRILL_MAX_AGE_HOURS [26]  COOP_CHECK_WAL_MAX_LAG_SECONDS [300]
+#   COOP_CHECK_DISK_MAX_PERCENT [85]  COOP_CHECK_CERT_MIN_DAYS [14]   its thresholds (those of coopctl status)
 #   COOP_ALERT_DIR [/etc/coop/alerts]  COOP_SCRIPTS_DIR [/opt/coop/scripts]
 #   COOP_SCRIPTS_FROM                uploaded scripts folder: alert.sh and its libraries are installed from it
 #   COOP_SYSTEMD_DIR [/etc/systemd/system]  COOP_SKIP_SYSTEMCTL (tests: no daemon-reload)
 #
-# install-alerts.sh --uninstall: removes the destinations (alert.sh then only warns in the journal) and
-# keeps the unit template, which the backup units still name.
+# install-alerts.sh --uninstall: removes the destinations (alert.sh then only warns in the journal) and the
+# daily check, and keeps the alert unit template, which the backup units still name.
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -51,6 +54,9 @@ install_alerts_env() {
   SMTP_PASSWORD="${COOP_ALERT_SMTP_PASSWORD:-}"
   WEBHOOK_URL="${COOP_ALERT_WEBHOOK_URL:-}"
   unset COOP_ALERT_SMTP_PASSWORD COOP_ALERT_WEBHOOK_URL
+  COOP_CHECK_AT="${COOP_CHECK_AT:-07:00}"
+  [[ "${COOP_CHECK_AT}" =~ ^([01][0-9]|2[0-3]):[0-5][0-9]$ ]] || die "COOP_CHECK_AT must be HH:MM (found '${COOP_CHECK_AT}')"
+  check_thresholds_env
   [[ "${COOP_ALERT_STACK}" =~ ^[A-Za-z0-9._-]*$ ]] || die "COOP_ALERT_STACK must be a stack name (found '${COOP_ALERT_STACK}')"
   [[ "${COOP_ALERT_SMTP_STARTTLS}" =~ ^(yes|no)$ ]] || die "COOP_ALERT_SMTP_STARTTLS must be yes or no (found '${COOP_ALERT_SMTP_STARTTLS}')"
   if [[ -n "${COOP_ALERT_EMAIL_TO}" ]]; then
@@ -97,30 +103,43 @@ write_destinations() {
   fi
 }
 
-# What the unit runs, where it runs it from: install-backup.sh installs every script, but a host without
-# backups (alpha's) has only this install.
+# What the units run, where they run it from: install-backup.sh installs the same scripts, but a host
+# without backups (alpha's) has only this install. The whole folder: check.sh runs status.sh and its libraries.
 install_alert_scripts() {
   [[ -n "${COOP_SCRIPTS_FROM:-}" ]] || return 0
-  [[ -f "${COOP_SCRIPTS_FROM}/alert.sh" ]] || die "COOP_SCRIPTS_FROM=${COOP_SCRIPTS_FROM} holds no alert.sh"
-  local f
-  for f in alert.sh install-alerts.sh; do put_file "${COOP_SCRIPTS_DIR}/${f}" 0755 root root <"${COOP_SCRIPTS_FROM}/${f}"; done
-  for f in common.sh alerts.sh; do put_file "${COOP_SCRIPTS_DIR}/lib/${f}" 0644 root root <"${COOP_SCRIPTS_FROM}/lib/${f}"; done
+  install_scripts_from "${COOP_SCRIPTS_FROM}" "${COOP_SCRIPTS_DIR}" install-alerts.sh
 }
 
-install_alert_unit() {
+install_units() {
   render_alert_unit "${COOP_SCRIPTS_DIR}" | put_file "${COOP_SYSTEMD_DIR}/coop-alert@.service" 0644 root root
+  render_check_service "${COOP_SCRIPTS_DIR}" | put_file "${COOP_SYSTEMD_DIR}/coop-check.service" 0644 root root
+  render_check_timer "${COOP_CHECK_AT}" | put_file "${COOP_SYSTEMD_DIR}/coop-check.timer" 0644 root root
+  # Certificate renewal is Debian's certbot.timer: a drop-in names the alert unit in its OnFailure=.
+  printf '# Managed by install-alerts.sh: a failed renewal tells the operators.\n[Unit]\nOnFailure=coop-alert@%%n.service\n' |
+    put_file "${COOP_SYSTEMD_DIR}/certbot.service.d/coop-alert.conf" 0644 root root
   if [[ "${COOP_SKIP_SYSTEMCTL:-}" == 1 ]]; then
-    log_warn "COOP_SKIP_SYSTEMCTL=1: not reloading systemd"
+    log_warn "COOP_SKIP_SYSTEMCTL=1: not reloading systemd, not enabling coop-check.timer"
   else
     systemctl daemon-reload
+    systemctl enable --now coop-check.timer
   fi
 }
 
 uninstall_alerts() {
   COOP_ALERT_DIR="${COOP_ALERT_DIR:-/etc/coop/alerts}"
+  COOP_SYSTEMD_DIR="${COOP_SYSTEMD_DIR:-/etc/systemd/system}"
   unset COOP_ALERT_SMTP_PASSWORD COOP_ALERT_WEBHOOK_URL
+  if [[ -e "${COOP_SYSTEMD_DIR}/coop-check.timer" ]]; then
+    if [[ "${COOP_SKIP_SYSTEMCTL:-}" == 1 ]]; then
+      log_warn "COOP_SKIP_SYSTEMCTL=1: not stopping coop-check.timer"
+    else
+      systemctl disable --now coop-check.timer
+    fi
+  fi
+  rm -f "${COOP_SYSTEMD_DIR}/coop-check.timer" "${COOP_SYSTEMD_DIR}/coop-check.service" "${COOP_SYSTEMD_DIR}/certbot.service.d/coop-alert.conf"
+  [[ "${COOP_SKIP_SYSTEMCTL:-}" == 1 ]] || systemctl daemon-reload
   rm -f "${COOP_ALERT_DIR}/alert.env" "${COOP_ALERT_DIR}/smtp.curl" "${COOP_ALERT_DIR}/webhook.curl"
-  log_info "alert destinations removed from ${COOP_ALERT_DIR}: alerts now only reach this host's journal"
+  log_info "alert destinations and the daily check removed: alerts now only reach this host's journal"
 }
 
 main() {
@@ -141,7 +160,7 @@ main() {
   run_begin install-alerts "$(date +%s%N)"
   write_destinations
   install_alert_scripts
-  install_alert_unit
+  install_units
   run_finish
 }
 

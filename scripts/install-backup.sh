@@ -143,10 +143,7 @@ ensure_users() {
 
 install_scripts() {
   [[ -n "${COOP_SCRIPTS_FROM}" ]] || return 0
-  [[ -f "${COOP_SCRIPTS_FROM}/install-backup.sh" ]] || die "COOP_SCRIPTS_FROM=${COOP_SCRIPTS_FROM} holds no install-backup.sh"
-  local f
-  for f in "${COOP_SCRIPTS_FROM}"/*.sh; do put_file "${COOP_SCRIPTS_DIR}/${f##*/}" 0755 root root <"${f}"; done
-  for f in "${COOP_SCRIPTS_FROM}"/lib/*.sh; do put_file "${COOP_SCRIPTS_DIR}/lib/${f##*/}" 0644 root root <"${f}"; done
+  install_scripts_from "${COOP_SCRIPTS_FROM}" "${COOP_SCRIPTS_DIR}" install-backup.sh
 }
 
 write_configs() {

@@ -19,17 +19,34 @@ alerts_env() {
   COOP_ALERT_EMAIL_TO="${COOP_ALERT_EMAIL_TO:-}"
 }
 
+# check.sh's thresholds (coopctl status's defaults; stack config alerts.* and backup.drillMaxAgeHours).
+readonly CHECK_THRESHOLDS=(COOP_CHECK_BACKUP_MAX_AGE_HOURS COOP_CHECK_DRILL_MAX_AGE_HOURS COOP_CHECK_WAL_MAX_LAG_SECONDS
+  COOP_CHECK_DISK_MAX_PERCENT COOP_CHECK_CERT_MIN_DAYS)
+
+check_thresholds_env() {
+  COOP_CHECK_BACKUP_MAX_AGE_HOURS="${COOP_CHECK_BACKUP_MAX_AGE_HOURS:-26}"
+  COOP_CHECK_DRILL_MAX_AGE_HOURS="${COOP_CHECK_DRILL_MAX_AGE_HOURS:-26}"
+  COOP_CHECK_WAL_MAX_LAG_SECONDS="${COOP_CHECK_WAL_MAX_LAG_SECONDS:-300}"
+  COOP_CHECK_DISK_MAX_PERCENT="${COOP_CHECK_DISK_MAX_PERCENT:-85}"
+  COOP_CHECK_CERT_MIN_DAYS="${COOP_CHECK_CERT_MIN_DAYS:-14}"
+  local v
+  for v in "${CHECK_THRESHOLDS[@]}"; do
+    [[ "${!v}" =~ ^[0-9]+$ ]] || die "${v} must be a whole number (found '${!v}')"
+  done
+}
+
 # A problem's name as a file name: the once-a-day rule counts per name.
 alert_key() { printf '%s' "$1" | tr -c 'A-Za-z0-9@._-' '_' | sed 's/^[._]*//'; }
 
 alert_host() { printf '%s' "${COOP_ALERT_HOST:-$(hostname -f 2>/dev/null || hostname)}"; }
 
-# The runbook section for a problem, as a path in the infrastructure repository.
+# The runbook section for a problem (a unit's name, or check.sh's key), as a path in the repository.
 alert_runbook() {
   case "$1" in
-    coop-drill*) printf 'docs/runbooks/alerts.md#a-restore-drill-failed' ;;
-    coop-backup*) printf 'docs/runbooks/alerts.md#a-backup-failed' ;;
-    certbot* | coop-cert*) printf 'docs/runbooks/tls.md#renewal' ;;
+    coop-drill* | drill-*) printf 'docs/runbooks/alerts.md#a-restore-drill-failed' ;;
+    coop-backup* | backup-* | wal-*) printf 'docs/runbooks/alerts.md#a-backup-failed' ;;
+    disk-*) printf 'docs/runbooks/alerts.md#a-disk-is-filling-up' ;;
+    certbot* | coop-cert* | certificate-*) printf 'docs/runbooks/tls.md#renewal' ;;
     *) printf 'docs/runbooks/alerts.md#any-other-alert' ;;
   esac
 }
@@ -99,6 +116,38 @@ render_alert_env() {
   printf 'COOP_ALERT_EMAIL_FROM=%q\n' "${COOP_ALERT_EMAIL_FROM}"
   printf 'COOP_ALERT_SMTP_URL=%q\n' "${COOP_ALERT_SMTP_URL}"
   printf 'COOP_ALERT_SMTP_STARTTLS=%q\n' "${COOP_ALERT_SMTP_STARTTLS}"
+  # check.sh's thresholds; one given in a run's environment wins (a one-off check by hand).
+  local v
+  for v in "${CHECK_THRESHOLDS[@]}"; do
+    # shellcheck disable=SC2016 # written for alert.env, where it expands when sourced
+    printf '%s="${%s:-%s}"\n' "${v}" "${v}" "${!v}"
+  done
+}
+
+# render_check_units SCRIPTS_DIR AT: the daily check's service and timer (AT is HH:MM, UTC).
+render_check_service() {
+  printf '%s\n' "# Managed by install-alerts.sh; edits are overwritten." "[Unit]" \
+    "Description=social.coop daily check: what needs a person on this host" \
+    "Documentation=file://$1/check.sh" \
+    "OnFailure=coop-alert@%n.service" \
+    "" "[Service]" \
+    "Type=oneshot" \
+    "EnvironmentFile=-/etc/coop/backup.env" \
+    "ExecStart=$1/check.sh" \
+    "SuccessExitStatus=3" \
+    "TimeoutStartSec=15min" \
+    "SyslogIdentifier=coop-check"
+}
+
+render_check_timer() {
+  printf '%s\n' "# Managed by install-alerts.sh; edits are overwritten." "[Unit]" \
+    "Description=social.coop daily check" \
+    "" "[Timer]" \
+    "OnCalendar=*-*-* $1:00 UTC" \
+    "Persistent=true" \
+    "RandomizedDelaySec=5min" \
+    "" "[Install]" \
+    "WantedBy=timers.target"
 }
 
 # render_alert_unit SCRIPTS_DIR: the template OnFailure= names (coop-alert@<failed unit>.service).

@@ -231,6 +231,15 @@ put_file() {
   log_info "wrote ${target} (mode ${mode}, ${owner}:${group})"
 }
 
+# install_scripts_from FROM DIR NEEDED: the uploaded scripts folder FROM (which must hold NEEDED, the
+# installing script) into DIR, where the hosts' units run them: top-level scripts 0755, lib/ 0644, root's.
+install_scripts_from() {
+  local from="$1" dir="$2" needed="$3" f
+  [[ -f "${from}/${needed}" ]] || die "COOP_SCRIPTS_FROM=${from} holds no ${needed}"
+  for f in "${from}"/*.sh; do put_file "${dir}/${f##*/}" 0755 root root <"${f}"; done
+  for f in "${from}"/lib/*.sh; do put_file "${dir}/lib/${f##*/}" 0644 root root <"${f}"; done
+}
+
 # version_lt A B: A is an older version than B, in sort -V's order (v4.3.8 < v4.4.0 < v4.4.0+hometown-1).
 version_lt() { [[ "$1" != "$2" && "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n 1)" == "$1" ]]; }
 

@@ -181,6 +181,12 @@ export const alertsSchema = z.strictObject({
   smtpLogin: z.string().min(1).optional(),
   /** false only for a relay without TLS that takes no login (a local stack's test listener). */
   smtpStartTls: z.boolean().default(true),
+  /** The hosts' daily check (scripts/check.sh), UTC, after the drill; its thresholds are coopctl status's. */
+  checkAt: z.string().regex(TIME_OF_DAY, { error: 'expected a UTC time of day as "HH:MM", like "07:00"' }).default("07:00"),
+  backupMaxAgeHours: z.number().int().min(1).max(24 * 14).default(26),
+  walMaxLagSeconds: z.number().int().min(10).max(86_400).default(300),
+  diskMaxPercent: z.number().int().min(1).max(99).default(85),
+  certMinDays: z.number().int().min(1).max(60).default(14),
 });
 export type AlertsConfig = z.infer<typeof alertsSchema>;
 
@@ -262,6 +268,11 @@ export const EXAMPLES: Record<string, string> = {
   "alerts.smtpUrl": "smtps://smtp.example.org:465",
   "alerts.smtpLogin": "alerts@social.coop",
   "alerts.smtpStartTls": "true",
+  "alerts.checkAt": "07:00",
+  "alerts.backupMaxAgeHours": "26",
+  "alerts.walMaxLagSeconds": "300",
+  "alerts.diskMaxPercent": "85",
+  "alerts.certMinDays": "14",
 };
 
 /**

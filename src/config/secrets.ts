@@ -79,7 +79,8 @@ export const SECRET_SPECS: readonly SecretSpec[] = [
     purpose: "the webhook alerts are posted to (its URL holds a token); optional",
     requiredWhen: () => false,
     optional: true,
-    check: (v) => (/^https:\/\/\S+$/.test(v) ? undefined : "is not an https:// URL"),
+    // http:// only to a private address: a local stack's listener on its bridge.
+    check: (v) => (/^https:\/\/\S+$/.test(v) || /^http:\/\/(10\.|192\.168\.|127\.)\S+$/.test(v) ? undefined : "is not an https:// URL (http:// only to a private address)"),
   },
 ];
 

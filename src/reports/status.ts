@@ -3,7 +3,7 @@
  * the thresholds that say when a person has to act, and the one-screen text. `evaluateStatus` is pure:
  * facts and thresholds in, problems out, most urgent first.
  */
-import { backupSchema } from "../config/schema";
+import { alertsSchema, backupSchema } from "../config/schema";
 
 export interface BackupFacts {
   readonly manifest: string | null;
@@ -75,13 +75,15 @@ export interface StatusThresholds {
   readonly certMinDays: number;
 }
 
+// The stack config's defaults: backup.drillMaxAgeHours (which the upgrade hops enforce) and the alerts
+// thresholds the hosts' daily check (scripts/check.sh) uses.
+const ALERT_DEFAULTS = alertsSchema.parse({});
 export const DEFAULT_THRESHOLDS: StatusThresholds = {
-  backupMaxAgeHours: 26,
-  // The same default as the stack config's backup.drillMaxAgeHours, which the upgrade hops enforce.
+  backupMaxAgeHours: ALERT_DEFAULTS.backupMaxAgeHours,
   drillMaxAgeHours: backupSchema.parse({}).drillMaxAgeHours,
-  walMaxLagSeconds: 300,
-  diskMaxPercent: 85,
-  certMinDays: 14,
+  walMaxLagSeconds: ALERT_DEFAULTS.walMaxLagSeconds,
+  diskMaxPercent: ALERT_DEFAULTS.diskMaxPercent,
+  certMinDays: ALERT_DEFAULTS.certMinDays,
 };
 
 export const RUNBOOKS = {

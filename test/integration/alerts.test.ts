@@ -74,6 +74,12 @@ describe("alerts from the host", () => {
     expect(existsSync(join(alertDir(), "smtp.curl"))).toBe(false);
     const unit = readFileSync(join(tmp.path, "systemd", "coop-alert@.service"), "utf8");
     expect(unit).toContain(`ExecStart=${SCRIPTS}/alert.sh unit-failed %i`);
+    // The daily check: after the drill, its own failure alerting too, "problems told" (3) not a failure.
+    const check = readFileSync(join(tmp.path, "systemd", "coop-check.service"), "utf8");
+    expect(check).toMatch(/OnFailure=coop-alert@%n\.service[\s\S]*ExecStart=.*\/check\.sh[\s\S]*SuccessExitStatus=3/);
+    expect(readFileSync(join(tmp.path, "systemd", "coop-check.timer"), "utf8")).toContain("OnCalendar=*-*-* 07:00:00 UTC");
+    expect(readFileSync(join(alertDir(), "alert.env"), "utf8")).toContain('COOP_CHECK_DISK_MAX_PERCENT="${COOP_CHECK_DISK_MAX_PERCENT:-85}"');
+    expect(readFileSync(join(tmp.path, "systemd", "certbot.service.d", "coop-alert.conf"), "utf8")).toMatch(/^\[Unit\]\nOnFailure=coop-alert@%n\.service$/m);
     const again = await script("install-alerts.sh", []);
     expect(again.code, again.stderr).toBe(0);
     expect(again.stderr).not.toContain("wrote ");
@@ -169,6 +175,8 @@ describe("alerts from the host", () => {
       [{ COOP_ALERT_SMTP_STARTTLS: "maybe" }, "COOP_ALERT_SMTP_STARTTLS must be yes or no"],
       [{ COOP_ALERT_WEBHOOK_URL: `http://hooks.example.org/${WEBHOOK_TOKEN}` }, "COOP_ALERT_WEBHOOK_URL must be an https:// URL"],
       [{ COOP_ALERT_STACK: "prod; rm" }, "COOP_ALERT_STACK must be a stack name"],
+      [{ COOP_CHECK_AT: "7am" }, "COOP_CHECK_AT must be HH:MM"],
+      [{ COOP_CHECK_DISK_MAX_PERCENT: "85%" }, "COOP_CHECK_DISK_MAX_PERCENT must be a whole number"],
     ];
     for (const [extra, message] of cases) {
       const dir = join(tmp.path, "refused");
@@ -192,6 +200,9 @@ describe("alerts from the host", () => {
     const r = await script("install-alerts.sh", ["--uninstall"]);
     expect(r.code, r.stderr).toBe(0);
     for (const f of ["alert.env", "webhook.curl", "smtp.curl"]) expect(existsSync(join(alertDir(), f)), f).toBe(false);
+    for (const u of ["coop-check.service", "coop-check.timer", "certbot.service.d/coop-alert.conf"]) expect(existsSync(join(tmp.path, "systemd", u)), u).toBe(false);
+    // Kept: the backup units still name it.
+    expect(existsSync(join(tmp.path, "systemd", "coop-alert@.service"))).toBe(true);
     const before = smtp.messages.length;
     const a = await script("alert.sh", ["send", "after-uninstall", "something"], {}, "");
     expect(a.code).toBe(0);

@@ -71,7 +71,8 @@ function session(socket: Socket, messages: ReceivedMail[]): void {
   socket.on("error", () => socket.destroy());
 }
 
-export async function startSmtpListener(host = "127.0.0.1"): Promise<SmtpListener> {
+/** Listens on `host` (loopback unless told) and `port` (any free one unless told). */
+export async function startSmtpListener(host = "127.0.0.1", port = 0): Promise<SmtpListener> {
   const messages: ReceivedMail[] = [];
   const sockets = new Set<Socket>();
   const server: Server = createServer((socket) => {
@@ -81,12 +82,11 @@ export async function startSmtpListener(host = "127.0.0.1"): Promise<SmtpListene
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(0, host, () => resolve());
+    server.listen(port, host, () => resolve());
   });
-  const { port } = server.address() as AddressInfo;
   return {
     host,
-    port,
+    port: (server.address() as AddressInfo).port,
     messages,
     close: () =>
       new Promise<void>((resolve) => {

@@ -18,7 +18,8 @@ export interface WebhookListener {
   close(): Promise<void>;
 }
 
-export async function startWebhookListener(host = "127.0.0.1"): Promise<WebhookListener> {
+/** Listens on `host` (loopback unless told) and `port` (any free one unless told). */
+export async function startWebhookListener(host = "127.0.0.1", port = 0): Promise<WebhookListener> {
   const posts: ReceivedPost[] = [];
   const state = { status: 200 };
   const server = createServer((req, res) => {
@@ -32,11 +33,10 @@ export async function startWebhookListener(host = "127.0.0.1"): Promise<WebhookL
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(0, host, () => resolve());
+    server.listen(port, host, () => resolve());
   });
-  const { port } = server.address() as AddressInfo;
   return {
-    url: `http://${host}:${port}`,
+    url: `http://${host}:${(server.address() as AddressInfo).port}`,
     posts,
     get status() {
       return state.status;

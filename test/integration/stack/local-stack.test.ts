@@ -11,6 +11,8 @@ import { main as postPreviewNote, marker } from "../../../ci/post-preview-note";
 import { AcmeServer, startAcmeServer } from "../../../tools/acme-server";
 import { localSecrets, openLocalStack } from "../../../tools/local-stack";
 import { FakeGitlab, TOKEN } from "../../support/fake-gitlab";
+import { startSmtpListener, type SmtpListener } from "../../support/smtp-listener";
+import { startWebhookListener, type WebhookListener } from "../../support/webhook-listener";
 import { prodCredentials } from "./prod-credentials";
 
 const STACK = "wst";
@@ -20,6 +22,10 @@ const PRIMARY = `${SUBNET}.11`;
 const SECONDARY = `${SUBNET}.12`;
 const PROBE_NS = "coop-wst-probe";
 const MINUTE = 60_000;
+// Where the hosts' alerts go: listeners this test runs on the bridge's gateway address, once it exists.
+const SMTP_PORT = 2525;
+const WEBHOOK_PORT = 8089;
+const WEBHOOK_TOKEN = "wst-webhook-token-4c8e1f0a9b2d7e3c";
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "coop-wst-"));
 let stack: Stack;
@@ -32,6 +38,8 @@ let instanceSecret = "";
 let adminPassword = "";
 /** alpha's read-only key to the secondary's repositories, from the secret output backupReaders. */
 let readerKey = "";
+let smtp: SmtpListener | undefined;
+let webhook: WebhookListener | undefined;
 const logs: string[] = [];
 const log = (s: string) => logs.push(s);
 
@@ -129,8 +137,10 @@ beforeAll(async () => {
       localCloud: JSON.stringify({ network: NETWORK, subnet4: `${SUBNET}.0/24`, subnet6: "fd42:231:9::/64" }),
       // alpha may read this stack's backups (and nothing more): the grant runs on the secondary.
       backup: JSON.stringify({ readers: ["alpha"] }),
+      // Plain SMTP without login: the listener stands for a relay; a real stack uses smtps:// or STARTTLS.
+      alerts: JSON.stringify({ email: ["ops@social.coop.test"], from: "alerts@social.coop.test", smtpUrl: `smtp://${SUBNET}.1:${SMTP_PORT}`, smtpStartTls: false }),
     },
-    secrets,
+    secrets: { ...secrets, alertWebhookUrl: `http://${SUBNET}.1:${WEBHOOK_PORT}/hook/${WEBHOOK_TOKEN}` },
     log,
   });
   const t0 = Date.now();
@@ -140,6 +150,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   removeProbe();
+  await smtp?.close();
+  await webhook?.close();
   if (stack) {
     const t0 = Date.now();
     await stack.destroy({ onOutput: log }).catch((e: Error) => log(`destroy failed: ${e.message}`));
@@ -286,6 +298,61 @@ describe("pulumi up of the local stack from nothing (real engine, real machines)
     expect(out.lastDrill.secret).toBe(false);
     expect(JSON.parse(String(out.lastDrill.value))).toMatchObject({ ok: true, finishedAt: (result as unknown as { finishedAt: string }).finishedAt });
     log(`drill on the secondary: ${JSON.stringify(result.ttrSeconds)}`);
+  });
+
+  it("a drill that fails (a corrupted repository file) tells the operators once: an e-mail and a webhook post naming the host, the failure and the runbook", async () => {
+    const keys = await hostKeys();
+    smtp = await startSmtpListener(`${SUBNET}.1`, SMTP_PORT);
+    webhook = await startWebhookListener(`${SUBNET}.1`, WEBHOOK_PORT);
+    const onSecondary = (cmd: string) => ssh(SECONDARY, keys.secondary, cmd);
+    expect(onSecondary("sudo stat -c '%a' /etc/coop/alerts/webhook.curl").out.trim()).toBe("600");
+    const host = onSecondary("hostname -f").out.trim();
+    // One file of the newest backup set, damaged in place (the repository is encrypted: any byte breaks it).
+    const file = onSecondary("sudo find /srv/backup/pgbackrest/backup -path '*/pg_data/global/pg_control*' -type f | sort | tail -n 1").out.trim();
+    expect(file).toMatch(/pg_control/);
+    onSecondary(`sudo cp -p '${file}' '${file}.wst-orig' && printf 'XXXXXXXX' | sudo dd of='${file}' bs=1 seek=40 conv=notrunc status=none`);
+    try {
+      const drill = onSecondary("sudo systemctl start coop-drill.service; echo rc=$?");
+      expect(drill.out).not.toContain("rc=0");
+      const until = Date.now() + 2 * MINUTE;
+      while ((smtp.messages.length === 0 || webhook.posts.length === 0) && Date.now() < until) await new Promise((r) => setTimeout(r, 500));
+      expect(smtp.messages).toHaveLength(1);
+      const mail = smtp.messages[0].data;
+      expect(mail).toMatch(new RegExp(`^Subject: \\[wst\\] ${host.replace(/\./g, "\\.")}: coop-drill\\.service failed\r?$`, "m"));
+      expect(mail).toContain("docs/runbooks/alerts.md#a-restore-drill-failed");
+      // The drill's own reason, from its journal.
+      expect(mail).toMatch(/pgBackRest restore failed|restore failed/);
+      expect(webhook.posts).toHaveLength(1);
+      expect(webhook.posts[0].path).toBe(`/hook/${WEBHOOK_TOKEN}`);
+      expect(JSON.parse(webhook.posts[0].body)).toMatchObject({ problem: "coop-drill.service", host, stack: "wst" });
+      for (const m of [mail, webhook.posts[0].body]) for (const n of [WEBHOOK_TOKEN, secrets.resticPassword, secrets.pgbackrestCipherPass]) expect(m.includes(n)).toBe(false);
+      // The same failure again today: nobody is told twice.
+      onSecondary("sudo systemctl start coop-alert@coop-drill.service.service");
+      expect(smtp.messages).toHaveLength(1);
+      expect(webhook.posts).toHaveLength(1);
+    } finally {
+      onSecondary(`sudo mv -f '${file}.wst-orig' '${file}'`);
+    }
+    // Repaired, the drill passes again (later tests rely on a good last drill) and tells nobody.
+    const again = onSecondary("sudo systemctl start coop-drill.service; echo rc=$?; sudo jq -r .ok /var/lib/coop/drills/last.json");
+    expect(again.out).toContain("rc=0");
+    expect(again.out.trim().split("\n").pop()).toBe("true");
+    expect(smtp.messages).toHaveLength(1);
+
+    // The daily check, on each host with systemd: enabled, and passing on a healthy host.
+    for (const [ip, key] of [[PRIMARY, keys.primary], [SECONDARY, keys.secondary]]) {
+      const c = ssh(ip, key, "systemctl is-enabled coop-check.timer; sudo systemctl start coop-check.service; echo rc=$?; sudo journalctl -u coop-check.service -n 5 --no-pager -o cat");
+      expect(c.out, `${ip}: ${c.out}`).toMatch(/^enabled\n[\s\S]*rc=0\n[\s\S]*nothing needs a person/);
+    }
+    // A threshold the host is past (any used disk is above 1 %): the check tells it, naming /srv.
+    const primaryHost = ssh(PRIMARY, keys.primary, "hostname -f").out.trim();
+    const past = ssh(PRIMARY, keys.primary, "sudo bash -c 'set -a; . /etc/coop/backup.env; COOP_CHECK_DISK_MAX_PERCENT=1 /opt/coop/scripts/check.sh'; echo rc=$?");
+    expect(past.out).toContain("rc=3");
+    const disk = smtp.messages.map((m) => m.data).find((d) => /^Subject: .*disk \/srv /m.test(d)) ?? "";
+    expect(disk, smtp.messages.map((m) => /^Subject: (.*)$/m.exec(m.data)?.[1]).join("\n")).toContain(`[wst] ${primaryHost}: disk /srv (`);
+    expect(disk).toContain("docs/runbooks/alerts.md#a-disk-is-filling-up");
+    // Certificate renewal (Debian's certbot.service, on the app host) names the alert unit too.
+    expect(ssh(PRIMARY, keys.primary, "systemctl show -p OnFailure --value certbot.service").out.trim()).toBe("coop-alert@certbot.service.service");
   });
 
   it("the backupReaders output (secret) lets alpha read the secondary's repositories and change nothing", async () => {
@@ -560,7 +627,7 @@ describe("pulumi up of the local stack from nothing (real engine, real machines)
 
   it("secrets appear nowhere: not in the state file, the engine's output, or the hosts' logs", async () => {
     const keys = await hostKeys();
-    const needles = [secrets.resticPassword, secrets.pgbackrestCipherPass, secrets.sshPrivateKey.split("\n")[2], ...(readerKey ? [readerKey.split("\n")[2]] : [])];
+    const needles = [secrets.resticPassword, secrets.pgbackrestCipherPass, secrets.sshPrivateKey.split("\n")[2], WEBHOOK_TOKEN, ...(readerKey ? [readerKey.split("\n")[2]] : [])];
     const hostNeedles = [secrets.sshPrivateKey.split("\n")[2]];
     // The files the engine wrote (state, its backups and history, logs), not `stack export --show-secrets`.
     const files = (dir: string): string[] =>

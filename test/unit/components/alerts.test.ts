@@ -17,7 +17,7 @@ function unwrap(env: unknown): Record<string, unknown> {
 let withAlerts: OfflineRun;
 let without: OfflineRun;
 beforeAll(async () => {
-  withAlerts = await planFor({ ...prodConfig(), alerts: ALERTS });
+  withAlerts = await planFor({ ...prodConfig(), alerts: ALERTS, backup: { drillMaxAgeHours: 30 } });
   without = await planFor(prodConfig());
 });
 
@@ -34,6 +34,8 @@ describe("Alerts", () => {
       expect(env.COOP_ALERT_SMTP_URL).toBe("smtps://smtp.example.org:465");
       expect(env.COOP_ALERT_SMTP_STARTTLS).toBe("yes");
       expect(env.COOP_ALERT_STACK).toBe("prod");
+      // The daily check's thresholds: coopctl status's defaults, the drill's from backup.drillMaxAgeHours.
+      expect([env.COOP_CHECK_AT, env.COOP_CHECK_BACKUP_MAX_AGE_HOURS, env.COOP_CHECK_DRILL_MAX_AGE_HOURS, env.COOP_CHECK_DISK_MAX_PERCENT, env.COOP_CHECK_CERT_MIN_DAYS, env.COOP_CHECK_WAL_MAX_LAG_SECONDS]).toEqual(["07:00", "26", "30", "85", "14", "300"]);
     }
   });
 
