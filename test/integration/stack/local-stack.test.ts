@@ -1,13 +1,14 @@
 // The whole program with the real engine: `pulumi up` of a prod-shaped local stack from nothing, on
 // two Debian 12 machines that the program creates and cloud-init configures; then an unchanged `up`,
 // an injected failing hook, and `destroy`, with what is left checked on this computer.
-import { execFileSync, spawnSync } from "child_process";
+import { execFileSync, spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import type { Stack, UpResult } from "@pulumi/pulumi/automation";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main as postPreviewNote, marker } from "../../../ci/post-preview-note";
+import { main as coopctlStatus } from "../../../src/cli/status";
 import { AcmeServer, startAcmeServer } from "../../../tools/acme-server";
 import { localSecrets, openLocalStack } from "../../../tools/local-stack";
 import { FakeGitlab, TOKEN } from "../../support/fake-gitlab";
@@ -49,17 +50,33 @@ function sh(cmd: string, args: string[], opts: { netns?: string } = {}): { code:
   return { code: r.status ?? 1, out: `${r.stdout ?? ""}${r.stderr ?? ""}` };
 }
 
-/** ssh as the admin user with the deploy key, the host key pinned from the stack's output. */
-function ssh(host: string, hostKey: string, command: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}, input?: string): { code: number; out: string } {
+/** The ssh command line as the admin user with the deploy key, the host key pinned from the stack's output. */
+function sshArgs(host: string, hostKey: string, command: string, extra: string[] = []): string[] {
   const kh = path.join(root, `known_hosts-${host}`);
   fs.writeFileSync(kh, `${host} ${hostKey}\n`);
-  const r = spawnSync(
-    "ssh",
-    ["-F", "/dev/null", "-i", path.join(root, "state", "deploy_key"), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-      "-o", "StrictHostKeyChecking=yes", "-o", `UserKnownHostsFile=${kh}`, "-o", "ConnectTimeout=10", ...extra, `coop@${host}`, command],
-    { encoding: "utf8", timeout: 60_000, env: { ...process.env, ...env }, input },
-  );
+  return ["-F", "/dev/null", "-i", path.join(root, "state", "deploy_key"), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+    "-o", "StrictHostKeyChecking=yes", "-o", `UserKnownHostsFile=${kh}`, "-o", "ConnectTimeout=10", ...extra, `coop@${host}`, command];
+}
+
+function ssh(host: string, hostKey: string, command: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}, input?: string): { code: number; out: string } {
+  const r = spawnSync("ssh", sshArgs(host, hostKey, command, extra), { encoding: "utf8", timeout: 60_000, env: { ...process.env, ...env }, input });
   return { code: r.status ?? 1, out: `${r.stdout ?? ""}${r.stderr ?? ""}` };
+}
+
+/** ssh that leaves this process free meanwhile: a host talking back to a listener of this test needs it. */
+function sshAsync(host: string, hostKey: string, command: string): Promise<{ code: number; out: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("ssh", sshArgs(host, hostKey, command), { stdio: ["ignore", "pipe", "pipe"] });
+    const chunks: Buffer[] = [];
+    child.stdout.on("data", (b: Buffer) => chunks.push(b));
+    child.stderr.on("data", (b: Buffer) => chunks.push(b));
+    const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
+    child.on("error", reject);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? 1, out: Buffer.concat(chunks).toString("utf8") });
+    });
+  });
 }
 
 async function hostKeys(): Promise<{ primary: string; secondary: string }> {
@@ -173,8 +190,8 @@ describe("pulumi up of the local stack from nothing (real engine, real machines)
     const created = first.summary.resourceChanges?.create ?? 0;
     // stack, network + bridge, 2 hosts × (component, machine, ready, authorized keys, scripts),
     // names + 2 entries, database + install, app + fixture source + deploy, backup + 6 hooks + alpha's read
-    // grant, the upgrade chain (drill, its result, PostgreSQL, the fixture hop, health).
-    expect(created).toBe(1 + 2 + 2 * 5 + 3 + 2 + 3 + 8 + 6);
+    // grant, the upgrade chain (drill, its result, PostgreSQL, the fixture hop, health), alerts + one install per host.
+    expect(created).toBe(1 + 2 + 2 * 5 + 3 + 2 + 3 + 8 + 6 + 3);
     expect(out.appRelease.value).toBe("v1.2.0");
   });
 
@@ -307,13 +324,28 @@ describe("pulumi up of the local stack from nothing (real engine, real machines)
     const onSecondary = (cmd: string) => ssh(SECONDARY, keys.secondary, cmd);
     expect(onSecondary("sudo stat -c '%a' /etc/coop/alerts/webhook.curl").out.trim()).toBe("600");
     const host = onSecondary("hostname -f").out.trim();
+    // `coopctl status` over SSH, as an operator runs it: healthy first.
+    const knownHosts = path.join(root, "known_hosts-status");
+    fs.writeFileSync(knownHosts, `${PRIMARY} ${keys.primary}\n${SECONDARY} ${keys.secondary}\n`);
+    const status = async () => {
+      let out = "";
+      const code = await coopctlStatus(["--host", `coop@${PRIMARY}`, "--host", `coop@${SECONDARY}`, "--ssh-key", path.join(root, "state", "deploy_key"), "--known-hosts", knownHosts, "--json"],
+        { out: (t) => (out += t), err: (t) => (out += t), env: process.env });
+      return { code, out };
+    };
+    const healthy = await status();
+    expect(healthy.code, healthy.out).toBe(0);
     // One file of the newest backup set, damaged in place (the repository is encrypted: any byte breaks it).
     const file = onSecondary("sudo find /srv/backup/pgbackrest/backup -path '*/pg_data/global/pg_control*' -type f | sort | tail -n 1").out.trim();
     expect(file).toMatch(/pg_control/);
     onSecondary(`sudo cp -p '${file}' '${file}.wst-orig' && printf 'XXXXXXXX' | sudo dd of='${file}' bs=1 seek=40 conv=notrunc status=none`);
     try {
-      const drill = onSecondary("sudo systemctl start coop-drill.service; echo rc=$?");
+      const drill = await sshAsync(SECONDARY, keys.secondary, "sudo systemctl start coop-drill.service; echo rc=$?");
       expect(drill.out).not.toContain("rc=0");
+      const failed = await status();
+      expect(failed.code, failed.out).toBe(1);
+      const problems = (JSON.parse(failed.out) as { problems: { kind: string; host: string }[] }).problems;
+      expect(problems[0]).toMatchObject({ kind: "drill-failed" });
       const until = Date.now() + 2 * MINUTE;
       while ((smtp.messages.length === 0 || webhook.posts.length === 0) && Date.now() < until) await new Promise((r) => setTimeout(r, 500));
       expect(smtp.messages).toHaveLength(1);
@@ -327,26 +359,26 @@ describe("pulumi up of the local stack from nothing (real engine, real machines)
       expect(JSON.parse(webhook.posts[0].body)).toMatchObject({ problem: "coop-drill.service", host, stack: "wst" });
       for (const m of [mail, webhook.posts[0].body]) for (const n of [WEBHOOK_TOKEN, secrets.resticPassword, secrets.pgbackrestCipherPass]) expect(m.includes(n)).toBe(false);
       // The same failure again today: nobody is told twice.
-      onSecondary("sudo systemctl start coop-alert@coop-drill.service.service");
+      await sshAsync(SECONDARY, keys.secondary, "sudo systemctl start coop-alert@coop-drill.service.service");
       expect(smtp.messages).toHaveLength(1);
       expect(webhook.posts).toHaveLength(1);
     } finally {
       onSecondary(`sudo mv -f '${file}.wst-orig' '${file}'`);
     }
     // Repaired, the drill passes again (later tests rely on a good last drill) and tells nobody.
-    const again = onSecondary("sudo systemctl start coop-drill.service; echo rc=$?; sudo jq -r .ok /var/lib/coop/drills/last.json");
+    const again = await sshAsync(SECONDARY, keys.secondary, "sudo systemctl start coop-drill.service; echo rc=$?; sudo jq -r .ok /var/lib/coop/drills/last.json");
     expect(again.out).toContain("rc=0");
     expect(again.out.trim().split("\n").pop()).toBe("true");
     expect(smtp.messages).toHaveLength(1);
 
     // The daily check, on each host with systemd: enabled, and passing on a healthy host.
     for (const [ip, key] of [[PRIMARY, keys.primary], [SECONDARY, keys.secondary]]) {
-      const c = ssh(ip, key, "systemctl is-enabled coop-check.timer; sudo systemctl start coop-check.service; echo rc=$?; sudo journalctl -u coop-check.service -n 5 --no-pager -o cat");
+      const c = await sshAsync(ip, key, "systemctl is-enabled coop-check.timer; sudo systemctl start coop-check.service; echo rc=$?; sudo journalctl -u coop-check.service -n 5 --no-pager -o cat");
       expect(c.out, `${ip}: ${c.out}`).toMatch(/^enabled\n[\s\S]*rc=0\n[\s\S]*nothing needs a person/);
     }
     // A threshold the host is past (any used disk is above 1 %): the check tells it, naming /srv.
     const primaryHost = ssh(PRIMARY, keys.primary, "hostname -f").out.trim();
-    const past = ssh(PRIMARY, keys.primary, "sudo bash -c 'set -a; . /etc/coop/backup.env; COOP_CHECK_DISK_MAX_PERCENT=1 /opt/coop/scripts/check.sh'; echo rc=$?");
+    const past = await sshAsync(PRIMARY, keys.primary, "sudo bash -c 'set -a; . /etc/coop/backup.env; COOP_CHECK_DISK_MAX_PERCENT=1 /opt/coop/scripts/check.sh'; echo rc=$?");
     expect(past.out).toContain("rc=3");
     const disk = smtp.messages.map((m) => m.data).find((d) => /^Subject: .*disk \/srv /m.test(d)) ?? "";
     expect(disk, smtp.messages.map((m) => /^Subject: (.*)$/m.exec(m.data)?.[1]).join("\n")).toContain(`[wst] ${primaryHost}: disk /srv (`);
