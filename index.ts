@@ -10,7 +10,7 @@ import { readerGrantFrom, Restore, restoreKey } from "./components/restore";
 import { declareHosts } from "./components/stack-hosts";
 import { declareNames } from "./components/stack-names";
 import { Upgrade } from "./components/upgrade";
-import { isLocalStack } from "./src/config/schema";
+import { alertsSchema, isLocalStack } from "./src/config/schema";
 
 const cfg = loadStackConfig();
 // The config parse has already checked the upgrade path, with the rest of the config.
@@ -86,11 +86,13 @@ const upgrade = new Upgrade(`${cfg.stackName}-upgrade`, {
   after: [instance.deployed, ...(backup ? [...backup.installs, backup.drill] : [])],
 });
 
-// Where the hosts send what needs a person; the backup and drill units name the alert unit.
-if (cfg.alerts) {
+// Where the hosts send what needs a person; the backup and drill units name the alert unit. A webhook
+// alone (the secret, no alerts section) needs no section: its defaults apply.
+const alerts = cfg.alerts ?? (cfg.secrets.alertWebhookUrl ? alertsSchema.parse({}) : undefined);
+if (alerts) {
   new Alerts(`${cfg.stackName}-alerts`, {
     stack: cfg.stackName,
-    alerts: cfg.alerts,
+    alerts,
     drillMaxAgeHours: cfg.backup.drillMaxAgeHours,
     hosts: [...hosts].map(([name, h]) => ({ name, connection: h.connection, scripts: h.scripts, after: backup?.installs })),
     smtpPassword: cfg.secrets.alertSmtpPassword,

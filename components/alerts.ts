@@ -5,6 +5,7 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import type { AlertsConfig } from "../src/config/schema";
+import { installId } from "./backup";
 import type { HostConnection } from "./host";
 import { HostScripts, REMOTE_SCRIPTS_DIR, ScriptParams, scriptEnvironment, scriptsHash, sudoScript } from "./lib/script";
 
@@ -61,8 +62,11 @@ export class Alerts extends pulumi.ComponentResource {
       checkDiskMaxPercent: String(a.diskMaxPercent),
       checkCertMinDays: String(a.certMinDays),
     };
+    // A replacement (new triggers) installs before the old install's delete runs: the ID recorded on the
+    // host tells that delete a newer install is in place, which it must leave alone.
+    const triggers = [scriptsHash(["install-alerts.sh", "alert.sh", "check.sh", "status.sh"])];
     this.installs = args.hosts.map((h) => {
-      const environment = scriptEnvironment({ ...params, scriptsFrom: h.scripts.path });
+      const environment = scriptEnvironment({ ...params, scriptsFrom: h.scripts.path, installId: installId(triggers) });
       return new command.remote.Command(
         `${name}-${h.name}`,
         {
@@ -73,7 +77,7 @@ export class Alerts extends pulumi.ComponentResource {
           // install-alerts.sh logs addresses and paths; the password and the webhook URL stay in files.
           logging: "stdoutAndStderr",
           addPreviousOutputInEnv: false,
-          triggers: [scriptsHash(["install-alerts.sh", "alert.sh", "check.sh", "status.sh"])],
+          triggers,
         },
         { parent: this, dependsOn: [h.scripts.upload, ...(h.after ?? [])] },
       );

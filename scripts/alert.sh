@@ -49,7 +49,10 @@ tell_once() {
 
 # alert KEY SUMMARY RUNBOOK DETAILS_FILE
 alert() {
-  local key="$1" summary="$2" runbook="$3" details="$4" failed=0 channels=0
+  local key="$1" runbook="$3" details="$4" failed=0 channels=0 summary
+  # One line, short: it becomes the e-mail's Subject (a line break there would start a header) and the
+  # webhook's summary. The whole text is in the details.
+  summary=$(printf '%s' "$2" | tr '\r\n' '  ' | cut -c1-200)
   mkdir -p "${COOP_ALERT_STATE_DIR}"
   local message="${COOP_ALERT_STATE_DIR}/.message.${key}"
   alert_message "${summary}" "${runbook}" "${details}" >"${message}"

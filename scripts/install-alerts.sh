@@ -20,10 +20,14 @@
 #   COOP_CHECK_DISK_MAX_PERCENT [85]  COOP_CHECK_CERT_MIN_DAYS [14]   its thresholds (those of coopctl status)
 #   COOP_ALERT_DIR [/etc/coop/alerts]  COOP_SCRIPTS_DIR [/opt/coop/scripts]
 #   COOP_SCRIPTS_FROM                uploaded scripts folder: alert.sh and its libraries are installed from it
-#   COOP_SYSTEMD_DIR [/etc/systemd/system]  COOP_SKIP_SYSTEMCTL (tests: no daemon-reload)
+#   COOP_SYSTEMD_DIR [/etc/systemd/system]  COOP_SKIP_SYSTEMCTL (tests: no daemon-reload)  COOP_SKIP_APT
+#
+#   COOP_INSTALL_ID                  which install this is (the Alerts component's command inputs), recorded
+#                                    so that the delete of a replaced install leaves its replacement alone
 #
 # install-alerts.sh --uninstall: removes the destinations (alert.sh then only warns in the journal) and the
-# daily check, and keeps the alert unit template, which the backup units still name.
+# daily check, and keeps the alert unit template, which the backup units still name. Nothing, when a newer
+# install (another COOP_INSTALL_ID) replaced the one being removed.
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -38,6 +42,8 @@ SMTP_PASSWORD=""
 WEBHOOK_URL=""
 
 readonly EMAIL_RE='^[^@[:space:],<>"]+@[A-Za-z0-9.-]+$'
+# http:// to a numeric loopback or private IPv4 address (127/8, 10/8, 172.16/12, 192.168/16), a port, a path.
+readonly PRIVATE_HTTP_RE='^http://(127(\.[0-9]{1,3}){3}|10(\.[0-9]{1,3}){3}|172\.(1[6-9]|2[0-9]|3[01])(\.[0-9]{1,3}){2}|192\.168(\.[0-9]{1,3}){2})(:[0-9]{1,5})?(/[^[:space:]]*)?$'
 # A host name or address (IPv6 in brackets), and a port.
 readonly SMTP_URL_RE='^smtps?://[][A-Za-z0-9.:-]+$'
 
@@ -75,24 +81,29 @@ install_alerts_env() {
     fi
   fi
   if [[ -n "${WEBHOOK_URL}" ]]; then
-    [[ "${WEBHOOK_URL}" =~ ^https://[^[:space:]]+$ || "${WEBHOOK_URL}" =~ ^http://(127\.|10\.|192\.168\.|localhost[:/])[^[:space:]]*$ ]] ||
-      die "COOP_ALERT_WEBHOOK_URL must be an https:// URL (http:// only to a loopback or private address)"
+    [[ "${WEBHOOK_URL}" =~ ^https://[^[:space:]]+$ || "${WEBHOOK_URL}" =~ ${PRIVATE_HTTP_RE} ]] ||
+      die "COOP_ALERT_WEBHOOK_URL must be an https:// URL (http:// only to a loopback or private IPv4 address)"
   fi
 }
 
 write_destinations() {
   install -d -m 0700 -o root -g root "${COOP_ALERT_DIR}"
   render_alert_env | put_file "${COOP_ALERT_DIR}/alert.env" 0600 root root
+  local quoted
   if [[ -n "${SMTP_PASSWORD}" ]]; then
-    printf 'user = %s\n' "$(curl_config_value "${COOP_ALERT_SMTP_LOGIN}:${SMTP_PASSWORD}")" | put_file "${COOP_ALERT_DIR}/smtp.curl" 0600 root root
+    # Assigned first, so that a value curl_config_value refuses stops the install (set -e).
+    quoted=$(curl_config_value "${COOP_ALERT_SMTP_LOGIN}:${SMTP_PASSWORD}")
+    printf 'user = %s\n' "${quoted}" | put_file "${COOP_ALERT_DIR}/smtp.curl" 0600 root root
   else
     rm -f "${COOP_ALERT_DIR}/smtp.curl"
   fi
   if [[ -n "${WEBHOOK_URL}" ]]; then
-    printf 'url = %s\n' "$(curl_config_value "${WEBHOOK_URL}")" | put_file "${COOP_ALERT_DIR}/webhook.curl" 0600 root root
+    quoted=$(curl_config_value "${WEBHOOK_URL}")
+    printf 'url = %s\n' "${quoted}" | put_file "${COOP_ALERT_DIR}/webhook.curl" 0600 root root
   else
     rm -f "${COOP_ALERT_DIR}/webhook.curl"
   fi
+  printf '%s\n' "${COOP_INSTALL_ID:-}" | put_file "${COOP_ALERT_DIR}/install.id" 0644 root root
   local where=()
   [[ -z "${COOP_ALERT_EMAIL_TO}" ]] || where+=("e-mail to ${COOP_ALERT_EMAIL_TO} through ${COOP_ALERT_SMTP_URL}")
   [[ -z "${WEBHOOK_URL}" ]] || where+=("a webhook")
@@ -129,6 +140,12 @@ uninstall_alerts() {
   COOP_ALERT_DIR="${COOP_ALERT_DIR:-/etc/coop/alerts}"
   COOP_SYSTEMD_DIR="${COOP_SYSTEMD_DIR:-/etc/systemd/system}"
   unset COOP_ALERT_SMTP_PASSWORD COOP_ALERT_WEBHOOK_URL
+  local recorded=""
+  [[ -f "${COOP_ALERT_DIR}/install.id" ]] && recorded=$(<"${COOP_ALERT_DIR}/install.id")
+  if [[ -n "${COOP_INSTALL_ID:-}" && -n "${recorded}" && "${recorded}" != "${COOP_INSTALL_ID}" ]]; then
+    log_info "a newer install (${recorded}) replaced ${COOP_INSTALL_ID}: nothing to remove"
+    return 0
+  fi
   if [[ -e "${COOP_SYSTEMD_DIR}/coop-check.timer" ]]; then
     if [[ "${COOP_SKIP_SYSTEMCTL:-}" == 1 ]]; then
       log_warn "COOP_SKIP_SYSTEMCTL=1: not stopping coop-check.timer"
@@ -138,7 +155,7 @@ uninstall_alerts() {
   fi
   rm -f "${COOP_SYSTEMD_DIR}/coop-check.timer" "${COOP_SYSTEMD_DIR}/coop-check.service" "${COOP_SYSTEMD_DIR}/certbot.service.d/coop-alert.conf"
   [[ "${COOP_SKIP_SYSTEMCTL:-}" == 1 ]] || systemctl daemon-reload
-  rm -f "${COOP_ALERT_DIR}/alert.env" "${COOP_ALERT_DIR}/smtp.curl" "${COOP_ALERT_DIR}/webhook.curl"
+  rm -f "${COOP_ALERT_DIR}/alert.env" "${COOP_ALERT_DIR}/smtp.curl" "${COOP_ALERT_DIR}/webhook.curl" "${COOP_ALERT_DIR}/install.id"
   log_info "alert destinations and the daily check removed: alerts now only reach this host's journal"
 }
 
@@ -158,6 +175,8 @@ main() {
   install_alerts_env
   # One pass of idempotent writes: nothing to resume, so no step record.
   run_begin install-alerts "$(date +%s%N)"
+  # alert.sh sends with curl; check.sh and status.sh read JSON with jq and certificates with openssl.
+  install_missing curl jq openssl
   write_destinations
   install_alert_scripts
   install_units

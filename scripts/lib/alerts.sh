@@ -44,7 +44,8 @@ alert_host() { printf '%s' "${COOP_ALERT_HOST:-$(hostname -f 2>/dev/null || host
 alert_runbook() {
   case "$1" in
     coop-drill* | drill-*) printf 'docs/runbooks/alerts.md#a-restore-drill-failed' ;;
-    coop-backup* | backup-* | wal-*) printf 'docs/runbooks/alerts.md#a-backup-failed' ;;
+    coop-backup* | backup-*) printf 'docs/runbooks/alerts.md#a-backup-failed' ;;
+    wal-*) printf 'docs/runbooks/alerts.md#wal-archiving-is-off-failing-or-late' ;;
     disk-*) printf 'docs/runbooks/alerts.md#a-disk-is-filling-up' ;;
     certbot* | coop-cert* | certificate-*) printf 'docs/runbooks/tls.md#renewal' ;;
     *) printf 'docs/runbooks/alerts.md#any-other-alert' ;;
@@ -152,12 +153,20 @@ render_check_timer() {
 
 # render_alert_unit SCRIPTS_DIR: the template OnFailure= names (coop-alert@<failed unit>.service).
 render_alert_unit() {
+  # A destination that could not be told (the network, the SMTP server) is tried again 10 minutes later,
+  # up to 6 times; alert.sh tells each destination once a day, so a retry never repeats one that was told.
   printf '%s\n' "# Managed by install-alerts.sh and install-backup.sh; edits are overwritten." "[Unit]" \
     "Description=social.coop alert: %i failed" \
     "Documentation=file://$1/alert.sh" \
+    "Wants=network-online.target" \
+    "After=network-online.target" \
+    "StartLimitIntervalSec=2h" \
+    "StartLimitBurst=6" \
     "" "[Service]" \
     "Type=oneshot" \
     "ExecStart=$1/alert.sh unit-failed %i" \
+    "Restart=on-failure" \
+    "RestartSec=10min" \
     "TimeoutStartSec=5min" \
     "SyslogIdentifier=coop-alert"
 }

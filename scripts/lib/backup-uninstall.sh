@@ -46,6 +46,7 @@ remove_units() {
   if [[ -e "${COOP_SYSTEMD_DIR}/coop-alert@.service" && ! -f "${COOP_ETC_DIR}/coop/alerts/alert.env" ]]; then
     rm -f "${COOP_SYSTEMD_DIR}/coop-alert@.service"
     log_info "removed ${COOP_SYSTEMD_DIR}/coop-alert@.service"
+    ((${#present[@]} > 0)) || [[ "${COOP_SKIP_SYSTEMCTL:-}" == 1 ]] || systemctl daemon-reload
   fi
   if ((${#present[@]} > 0)) && [[ "${COOP_SKIP_SYSTEMCTL:-}" != 1 ]]; then
     systemctl daemon-reload

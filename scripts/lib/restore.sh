@@ -17,7 +17,7 @@ pg_restore_into() {
     # backup.manifest) and a plain restore refuses (not empty). The caller owns the folder (the drill's
     # scratch, or a restore that preflight found empty): nothing in it is data yet.
     log_warn "clearing ${data}: an interrupted restore left folders but no manifest"
-    find "${data}" -mindepth 1 -delete
+    find -H "${data}" -mindepth 1 -delete
   fi
   case "${target}" in
     latest) args+=(--type=default) ;;

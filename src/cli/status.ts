@@ -110,7 +110,16 @@ export async function main(argv: string[], ioOverrides: Partial<CliIo> = {}): Pr
   const thresholds: Record<keyof StatusThresholds, number> = { ...DEFAULT_THRESHOLDS };
   if (flags.stack !== undefined) {
     try {
-      thresholds.drillMaxAgeHours = parseConfigKey("backup", readStackFile(flags.stack, io.rootDir).values.backup).drillMaxAgeHours;
+      const values = readStackFile(flags.stack, io.rootDir).values;
+      thresholds.drillMaxAgeHours = parseConfigKey("backup", values.backup).drillMaxAgeHours;
+      // The stack's alerts thresholds, which its hosts' daily check (scripts/check.sh) uses too.
+      const alerts = parseConfigKey("alerts", values.alerts);
+      if (alerts) {
+        thresholds.backupMaxAgeHours = alerts.backupMaxAgeHours;
+        thresholds.walMaxLagSeconds = alerts.walMaxLagSeconds;
+        thresholds.diskMaxPercent = alerts.diskMaxPercent;
+        thresholds.certMinDays = alerts.certMinDays;
+      }
     } catch (err) {
       const where = err instanceof ConfigError ? `Pulumi.${flags.stack}.yaml: ` : "";
       io.err(`coopctl status: ${where}${(err as Error).message}\n`);

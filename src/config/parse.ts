@@ -480,6 +480,10 @@ function upgradeProblems(cfg: Pick<PlainConfig, "hosts" | "versions">, catalog: 
 
 function secretProblems(raw: RawStackConfig, cfg: PlainConfig | undefined): ConfigProblem[] {
   const out: ConfigProblem[] = [];
+  // Only here are both the plain alerts section and the webhook secret in view.
+  if (cfg?.alerts && cfg.alerts.email.length === 0 && !raw.values.alertWebhookUrl) {
+    out.push(problem(["alerts", "email"], "is empty and no alertWebhookUrl is set: the hosts' alerts would tell nobody", setFix(["alerts", "email"])));
+  }
   for (const spec of SECRET_SPECS) {
     const value = raw.values[spec.key];
     if (value === undefined || value === "") {

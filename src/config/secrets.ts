@@ -36,6 +36,8 @@ const usesProvider = (p: string) => (cfg: PlainConfig) =>
 const minLength = (n: number) => (v: string) =>
   v.length >= n ? undefined : `is shorter than ${n} characters`;
 
+const PRIVATE_HTTP = /^http:\/\/(127(\.\d{1,3}){3}|10(\.\d{1,3}){3}|172\.(1[6-9]|2\d|3[01])(\.\d{1,3}){2}|192\.168(\.\d{1,3}){2})(:\d{1,5})?(\/\S*)?$/;
+
 export const SECRET_SPECS: readonly SecretSpec[] = [
   { key: "hcloudToken", purpose: "Hetzner Cloud API token", requiredWhen: usesProvider("hcloud"), check: minLength(32) },
   {
@@ -79,8 +81,9 @@ export const SECRET_SPECS: readonly SecretSpec[] = [
     purpose: "the webhook alerts are posted to (its URL holds a token); optional",
     requiredWhen: () => false,
     optional: true,
-    // http:// only to a private address: a local stack's listener on its bridge.
-    check: (v) => (/^https:\/\/\S+$/.test(v) || /^http:\/\/(10\.|192\.168\.|127\.)\S+$/.test(v) ? undefined : "is not an https:// URL (http:// only to a private address)"),
+    // http:// only to a numeric loopback or private IPv4 address (a local stack's listener on its bridge);
+    // the same rule as scripts/install-alerts.sh's.
+    check: (v) => (/^https:\/\/\S+$/.test(v) || PRIVATE_HTTP.test(v) ? undefined : "is not an https:// URL (http:// only to a loopback or private IPv4 address)"),
   },
 ];
 

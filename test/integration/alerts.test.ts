@@ -160,6 +160,17 @@ describe("alerts from the host", () => {
     expect(bad.stderr).toContain("is not a systemd unit name");
   });
 
+  it("every runbook section an alert names exists, by its heading's anchor", () => {
+    const anchors = [...readFileSync(join(SCRIPTS, "lib", "alerts.sh"), "utf8").matchAll(/docs\/runbooks\/([a-z-]+\.md)#([a-z0-9-]+)/g)];
+    expect(anchors.length).toBeGreaterThanOrEqual(5);
+    for (const [, file, anchor] of anchors) {
+      const headings = readFileSync(resolve(__dirname, "../../docs/runbooks", file), "utf8").split("\n").filter((l) => /^#{2,3} /.test(l));
+      // GitHub's anchors: lower case, punctuation dropped, spaces as hyphens.
+      const slugs = headings.map((h) => h.replace(/^#+ /, "").toLowerCase().replace(/[^a-z0-9 -]/g, "").replace(/ /g, "-"));
+      expect(slugs, `${file}#${anchor}`).toContain(anchor);
+    }
+  });
+
   it("no message carries a secret", () => {
     for (const m of smtp.messages) expect(m.data.includes(WEBHOOK_TOKEN)).toBe(false);
     for (const p of hook.posts) expect(p.body.includes(WEBHOOK_TOKEN)).toBe(false);
@@ -174,6 +185,9 @@ describe("alerts from the host", () => {
       [{ COOP_ALERT_SMTP_LOGIN: "alerts", COOP_ALERT_SMTP_PASSWORD: SMTP_PASSWORD }, "would send the SMTP password in clear"],
       [{ COOP_ALERT_SMTP_STARTTLS: "maybe" }, "COOP_ALERT_SMTP_STARTTLS must be yes or no"],
       [{ COOP_ALERT_WEBHOOK_URL: `http://hooks.example.org/${WEBHOOK_TOKEN}` }, "COOP_ALERT_WEBHOOK_URL must be an https:// URL"],
+      // A name that starts like a private address is not one.
+      [{ COOP_ALERT_WEBHOOK_URL: `http://10.hooks.example.org/${WEBHOOK_TOKEN}` }, "COOP_ALERT_WEBHOOK_URL must be an https:// URL"],
+      [{ COOP_ALERT_WEBHOOK_URL: `http://172.32.0.1/${WEBHOOK_TOKEN}` }, "COOP_ALERT_WEBHOOK_URL must be an https:// URL"],
       [{ COOP_ALERT_STACK: "prod; rm" }, "COOP_ALERT_STACK must be a stack name"],
       [{ COOP_CHECK_AT: "7am" }, "COOP_CHECK_AT must be HH:MM"],
       [{ COOP_CHECK_DISK_MAX_PERCENT: "85%" }, "COOP_CHECK_DISK_MAX_PERCENT must be a whole number"],
@@ -194,6 +208,36 @@ describe("alerts from the host", () => {
     expect((statSync(join(dir, "smtp.curl")).mode & 0o777).toString(8)).toBe("600");
     expect(readFileSync(join(dir, "smtp.curl"), "utf8")).toBe(`user = "alerts:${SMTP_PASSWORD}"\n`);
     expect(readFileSync(join(dir, "alert.env"), "utf8")).not.toContain(SMTP_PASSWORD);
+  });
+
+  it("a summary of several lines becomes one Subject line; the whole text is in the body", async () => {
+    const before = smtp.messages.length;
+    const r = await script("alert.sh", ["send", "drill-failed", "restore drill failed: restore: pgBackRest restore failed:\nERROR: [039]: line two\nBcc: someone@else.test"], {}, "details\n");
+    expect(r.code, r.stderr).toBe(0);
+    const mail = smtp.messages[before].data;
+    const [head] = mail.split("\r\n\r\n");
+    expect(head.split("\r\n").filter((l) => l.startsWith("Subject: "))).toEqual(["Subject: [wal] wal-secondary.test: restore drill failed: restore: pgBackRest restore failed: ERROR: [039]: line two Bcc: someone@else.test"]);
+    expect(head).not.toMatch(/^Bcc:/m);
+    expect(smtp.messages[before].to).toEqual(["ops@social.coop.test", "second@social.coop.test"]);
+  });
+
+  it("replacing the install (new triggers): the old install's delete leaves the new one's destinations in place", async () => {
+    const dir = join(tmp.path, "replaced");
+    const units = join(tmp.path, "replaced-units");
+    mkdirSync(units, { recursive: true });
+    const at = { COOP_ALERT_DIR: dir, COOP_SYSTEMD_DIR: units };
+    expect((await script("install-alerts.sh", [], { ...at, COOP_INSTALL_ID: "old-install" })).code).toBe(0);
+    // The engine creates the replacement first, then deletes what it replaces.
+    expect((await script("install-alerts.sh", [], { ...at, COOP_INSTALL_ID: "new-install" })).code).toBe(0);
+    const old = await script("install-alerts.sh", ["--uninstall"], { ...at, COOP_INSTALL_ID: "old-install" });
+    expect(old.code, old.stderr).toBe(0);
+    expect(old.stderr).toContain("a newer install (new-install) replaced old-install: nothing to remove");
+    for (const f of ["alert.env", "webhook.curl"]) expect(existsSync(join(dir, f)), f).toBe(true);
+    expect(existsSync(join(units, "coop-check.timer"))).toBe(true);
+    // Removing the component itself (its own ID) does remove them.
+    const gone = await script("install-alerts.sh", ["--uninstall"], { ...at, COOP_INSTALL_ID: "new-install" });
+    expect(gone.code, gone.stderr).toBe(0);
+    for (const f of ["alert.env", "webhook.curl", "install.id"]) expect(existsSync(join(dir, f)), f).toBe(false);
   });
 
   it("--uninstall removes the destinations; alerts then only reach the journal", async () => {

@@ -58,7 +58,22 @@ describe("Alerts", () => {
     }
   });
 
-  it("without alerts in the stack config there is no Alerts component", () => {
-    expect(without.resources.filter((r) => r.name.startsWith("prod-alerts"))).toEqual([]);
+  it("without alerts in the stack config, and without a webhook, there is no Alerts component", async () => {
+    const none = await planFor(prodConfig(), { secrets: { ...SECRET_VALUES, alertWebhookUrl: "" } });
+    expect(none.resources.filter((r) => r.name.startsWith("prod-alerts"))).toEqual([]);
+  });
+
+  it("a webhook alone (the secret, no alerts section) installs alerts with the defaults", () => {
+    const installs = ofType(without, "command:remote:Command").filter((r) => r.name.startsWith("prod-alerts-"));
+    expect(installs).toHaveLength(2);
+    const env = unwrap(installs[0].inputs.environment);
+    expect(env.COOP_ALERT_EMAIL_TO).toBe("");
+    expect(env.COOP_ALERT_WEBHOOK_URL).toBe(SECRET_VALUES.alertWebhookUrl);
+    expect(env.COOP_CHECK_DISK_MAX_PERCENT).toBe("85");
+  });
+
+  it("a replacement carries a new install ID, so the old install's delete leaves the new one alone", () => {
+    const env = unwrap(one(withAlerts, "command:remote:Command", "prod-alerts-primary").inputs.environment);
+    expect(env.COOP_INSTALL_ID).toMatch(/^[0-9a-f]{16}$/);
   });
 });

@@ -157,6 +157,19 @@ describe("coopctl status", () => {
     expect(JSON.parse(out)).toMatchObject({ thresholds: { drillMaxAgeHours: 4 }, problems: [{ kind: "drill-old" }] });
   });
 
+  it("--stack reads the alerts thresholds the hosts' daily check uses", async () => {
+    const root = mkdtempSync(path.join(os.tmpdir(), "coopctl-status-root-"));
+    writeFileSync(path.join(root, "Pulumi.test.yaml"), "config:\n  socialcoop:alerts:\n    diskMaxPercent: 50\n    backupMaxAgeHours: 8\n");
+    const facts = file("stack-alerts.json", [primary(), secondary()]);
+    let out = "";
+    const code = await main(["--facts", facts, "--stack", "test", "--json"], { out: (t) => (out += t), err: () => undefined, env: {}, rootDir: root });
+    expect(code).toBe(1);
+    const json = JSON.parse(out);
+    expect(json.thresholds).toMatchObject({ diskMaxPercent: 50, backupMaxAgeHours: 8, certMinDays: 14 });
+    // The repository host's disk is 60 % full and the backup 9 h old.
+    expect(json.problems.map((p: { kind: string }) => p.kind).sort()).toEqual(["backup-old", "disk"]);
+  });
+
   it("wrong usage exits 2 with the usage", async () => {
     for (const argv of [[], ["--bogus"], ["--facts", "x.json", "--disk-max-percent", "lots"], ["--host", "coop@10.0.0.1"], ["--facts"]]) {
       const r = await run(argv);
