@@ -147,27 +147,27 @@ describe("coopctl status", () => {
     expect((await run(["--facts", file("p2.json", primary())])).code).toBe(1);
   });
 
-  it("--stack reads backup.drillMaxAgeHours from the stack file", async () => {
+  /** `coopctl status --stack test --json` on the healthy facts, with a stack file holding `config`. */
+  async function withStackFile(config: string): Promise<{ code: number; json: { thresholds: Record<string, number>; problems: { kind: string }[] } }> {
     const root = mkdtempSync(path.join(os.tmpdir(), "coopctl-status-root-"));
-    writeFileSync(path.join(root, "Pulumi.test.yaml"), "config:\n  socialcoop:backup:\n    drillMaxAgeHours: 4\n");
-    const facts = file("stack.json", [primary(), secondary()]);
+    writeFileSync(path.join(root, "Pulumi.test.yaml"), `config:\n${config}`);
     let out = "";
-    const code = await main(["--facts", facts, "--stack", "test", "--json"], { out: (t) => (out += t), err: () => undefined, env: {}, rootDir: root });
+    const code = await main(["--facts", file("stack.json", [primary(), secondary()]), "--stack", "test", "--json"], { out: (t) => (out += t), err: () => undefined, env: {}, rootDir: root });
+    return { code, json: JSON.parse(out) };
+  }
+
+  it("--stack reads backup.drillMaxAgeHours from the stack file", async () => {
+    const { code, json } = await withStackFile("  socialcoop:backup:\n    drillMaxAgeHours: 4\n");
     expect(code).toBe(1);
-    expect(JSON.parse(out)).toMatchObject({ thresholds: { drillMaxAgeHours: 4 }, problems: [{ kind: "drill-old" }] });
+    expect(json).toMatchObject({ thresholds: { drillMaxAgeHours: 4 }, problems: [{ kind: "drill-old" }] });
   });
 
   it("--stack reads the alerts thresholds the hosts' daily check uses", async () => {
-    const root = mkdtempSync(path.join(os.tmpdir(), "coopctl-status-root-"));
-    writeFileSync(path.join(root, "Pulumi.test.yaml"), "config:\n  socialcoop:alerts:\n    diskMaxPercent: 50\n    backupMaxAgeHours: 8\n");
-    const facts = file("stack-alerts.json", [primary(), secondary()]);
-    let out = "";
-    const code = await main(["--facts", facts, "--stack", "test", "--json"], { out: (t) => (out += t), err: () => undefined, env: {}, rootDir: root });
+    const { code, json } = await withStackFile("  socialcoop:alerts:\n    diskMaxPercent: 50\n    backupMaxAgeHours: 8\n");
     expect(code).toBe(1);
-    const json = JSON.parse(out);
     expect(json.thresholds).toMatchObject({ diskMaxPercent: 50, backupMaxAgeHours: 8, certMinDays: 14 });
     // The repository host's disk is 60 % full and the backup 9 h old.
-    expect(json.problems.map((p: { kind: string }) => p.kind).sort()).toEqual(["backup-old", "disk"]);
+    expect(json.problems.map((p) => p.kind).sort()).toEqual(["backup-old", "disk"]);
   });
 
   it("wrong usage exits 2 with the usage", async () => {
