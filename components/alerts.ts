@@ -7,7 +7,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { AlertsConfig } from "../src/config/schema";
 import { installId } from "./backup";
 import type { HostConnection } from "./host";
-import { HostScripts, REMOTE_SCRIPTS_DIR, ScriptParams, scriptEnvironment, scriptsHash, sudoScript } from "./lib/script";
+import { HostScripts, REMOTE_SCRIPTS_DIR, ScriptParams, scriptEnvironment, scriptsHash, sudoScript, uploadedOrInstalled } from "./lib/script";
 
 export interface AlertsHost {
   readonly name: string;
@@ -29,12 +29,7 @@ export interface AlertsArgs {
 
 /** The delete: `install-alerts.sh --uninstall` from the upload, or from the installed scripts when it is gone. */
 export function alertsUninstallCommand(): string {
-  const from = (dir: string) => `${sudoScript("install-alerts.sh", {}, dir)} --uninstall`;
-  return [
-    `if [ -f "$COOP_SCRIPTS_FROM/install-alerts.sh" ]; then ${from('"$COOP_SCRIPTS_FROM"')}`,
-    `elif [ -f "${REMOTE_SCRIPTS_DIR}/install-alerts.sh" ]; then ${from(`"${REMOTE_SCRIPTS_DIR}"`)}`,
-    `else echo "no install-alerts.sh on this host: nothing to remove"; fi`,
-  ].join("; ");
+  return uploadedOrInstalled("install-alerts.sh", "--uninstall", "no install-alerts.sh on this host: nothing to remove");
 }
 
 export class Alerts extends pulumi.ComponentResource {

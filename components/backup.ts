@@ -5,7 +5,7 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import type { BackupConfig } from "../src/config/schema";
 import type { HostConnection } from "./host";
-import { HostScripts, REMOTE_SCRIPTS_DIR, ScriptParams, scriptEnvironment, scriptsHash, sudoScript } from "./lib/script";
+import { HostScripts, REMOTE_SCRIPTS_DIR, ScriptParams, scriptEnvironment, scriptsHash, sudoScript, uploadedOrInstalled } from "./lib/script";
 
 export interface BackupHost {
   /** How commands reach the host (secret: holds the deploy key). */
@@ -134,12 +134,7 @@ export function uninstallCommand(environment: Readonly<Record<string, unknown>>)
  * installed ones when that upload's folder is gone (a later content hash replaced it).
  */
 export function revokeCommand(): string {
-  const from = (dir: string) => `${sudoScript("grant-repo-reader.sh", { COOP_READER_NAME: "" }, dir)} --revoke`;
-  return [
-    `if [ -f "$COOP_SCRIPTS_FROM/grant-repo-reader.sh" ]; then ${from('"$COOP_SCRIPTS_FROM"')}`,
-    `elif [ -f "${REMOTE_SCRIPTS_DIR}/grant-repo-reader.sh" ]; then ${from(`"${REMOTE_SCRIPTS_DIR}"`)}`,
-    `else echo "no grant-repo-reader.sh on this host: nothing to revoke"; fi`,
-  ].join("; ");
+  return uploadedOrInstalled("grant-repo-reader.sh", "--revoke", "no grant-repo-reader.sh on this host: nothing to revoke", { COOP_READER_NAME: "" });
 }
 
 /**

@@ -47,15 +47,15 @@ tell_once() {
   log_info "${channel}: told about ${key}"
 }
 
-# alert KEY SUMMARY RUNBOOK DETAILS_FILE
+# alert KEY SUMMARY RUNBOOK: tells every destination; the details come on stdin.
 alert() {
-  local key="$1" runbook="$3" details="$4" failed=0 channels=0 summary
+  local key="$1" runbook="$3" failed=0 channels=0 summary
   # One line, short: it becomes the e-mail's Subject (a line break there would start a header) and the
   # webhook's summary. The whole text is in the details.
   summary=$(printf '%s' "$2" | tr '\r\n' '  ' | cut -c1-200)
   mkdir -p "${COOP_ALERT_STATE_DIR}"
   local message="${COOP_ALERT_STATE_DIR}/.message.${key}"
-  alert_message "${summary}" "${runbook}" "${details}" >"${message}"
+  alert_message "${summary}" "${runbook}" >"${message}"
   if [[ -n "${COOP_ALERT_EMAIL_TO:-}" ]]; then
     channels=$((channels + 1))
     tell_once email "${key}" alert_email "${summary}" "${message}" || failed=1
@@ -72,10 +72,8 @@ alert() {
 }
 
 unit_failed() {
-  local unit="$1" details key
+  local unit="$1"
   [[ "${unit}" =~ ^[A-Za-z0-9@._:-]+$ ]] || die "unit-failed: '${unit}' is not a systemd unit name"
-  key=$(alert_key "${unit}")
-  details=$(mktemp)
   {
     printf 'The unit %s failed on %s.\n\nIts last log lines:\n' "${unit}" "$(alert_host)"
     if command -v journalctl >/dev/null 2>&1; then
@@ -83,21 +81,13 @@ unit_failed() {
     else
       printf '(no journal on this host)\n'
     fi
-  } >"${details}"
-  local rc=0
-  alert "${key}" "${unit} failed" "$(alert_runbook "${unit}")" "${details}" || rc=$?
-  rm -f "${details}"
-  return "${rc}"
+  } | alert "$(alert_key "${unit}")" "${unit} failed" "$(alert_runbook "${unit}")"
 }
 
 send() {
-  local key="$1" summary="$2" details rc=0
-  key=$(alert_key "${key}")
-  details=$(mktemp)
-  cat >"${details}"
-  alert "${key}" "${summary}" "$(alert_runbook "${key}")" "${details}" || rc=$?
-  rm -f "${details}"
-  return "${rc}"
+  local key
+  key=$(alert_key "$1")
+  alert "${key}" "$2" "$(alert_runbook "${key}")"
 }
 
 main() {

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # shellcheck source-path=SCRIPTDIR
 # Installs where this host's alerts go (alert.sh): the e-mail addresses and SMTP server, and/or a
-# webhook, the coop-alert@.service template that the backup, drill and renewal units name in
-# OnFailure= (renewal: a drop-in for Debian's certbot.service), and the daily check (coop-check.timer). Idempotent (files are written only when they differ). The secrets (SMTP password, webhook
-# URL) arrive in the environment and go only into root-only curl config files, never to a log or a
-# command line. Sends nothing: `sudo alert.sh send test "a test alert" </dev/null` does.
+# webhook, the coop-alert@.service template that the backup, drill and renewal units name in OnFailure=
+# (renewal: a drop-in for Debian's certbot.service), and the daily check (coop-check.timer). Idempotent
+# (files are written only when they differ). The secrets (SMTP password, webhook URL) arrive in the
+# environment and go only into root-only curl config files, never to a log or a command line. Sends
+# nothing: `sudo alert.sh send test "a test alert" </dev/null` does.
 #
 # Environment:
 #   COOP_ALERT_STACK                 the stack's name, in every message
@@ -21,7 +22,6 @@
 #   COOP_ALERT_DIR [/etc/coop/alerts]  COOP_SCRIPTS_DIR [/opt/coop/scripts]
 #   COOP_SCRIPTS_FROM                uploaded scripts folder: alert.sh and its libraries are installed from it
 #   COOP_SYSTEMD_DIR [/etc/systemd/system]  COOP_SKIP_SYSTEMCTL (tests: no daemon-reload)  COOP_SKIP_APT
-#
 #   COOP_INSTALL_ID                  which install this is (the Alerts component's command inputs), recorded
 #                                    so that the delete of a replaced install leaves its replacement alone
 #
@@ -103,7 +103,7 @@ write_destinations() {
   else
     rm -f "${COOP_ALERT_DIR}/webhook.curl"
   fi
-  printf '%s\n' "${COOP_INSTALL_ID:-}" | put_file "${COOP_ALERT_DIR}/install.id" 0644 root root
+  install_id_record "${COOP_ALERT_DIR}/install.id"
   local where=()
   [[ -z "${COOP_ALERT_EMAIL_TO}" ]] || where+=("e-mail to ${COOP_ALERT_EMAIL_TO} through ${COOP_ALERT_SMTP_URL}")
   [[ -z "${WEBHOOK_URL}" ]] || where+=("a webhook")
@@ -140,12 +140,7 @@ uninstall_alerts() {
   COOP_ALERT_DIR="${COOP_ALERT_DIR:-/etc/coop/alerts}"
   COOP_SYSTEMD_DIR="${COOP_SYSTEMD_DIR:-/etc/systemd/system}"
   unset COOP_ALERT_SMTP_PASSWORD COOP_ALERT_WEBHOOK_URL
-  local recorded=""
-  [[ -f "${COOP_ALERT_DIR}/install.id" ]] && recorded=$(<"${COOP_ALERT_DIR}/install.id")
-  if [[ -n "${COOP_INSTALL_ID:-}" && -n "${recorded}" && "${recorded}" != "${COOP_INSTALL_ID}" ]]; then
-    log_info "a newer install (${recorded}) replaced ${COOP_INSTALL_ID}: nothing to remove"
-    return 0
-  fi
+  install_id_superseded "${COOP_ALERT_DIR}/install.id" && return 0
   if [[ -e "${COOP_SYSTEMD_DIR}/coop-check.timer" ]]; then
     if [[ "${COOP_SKIP_SYSTEMCTL:-}" == 1 ]]; then
       log_warn "COOP_SKIP_SYSTEMCTL=1: not stopping coop-check.timer"

@@ -174,7 +174,7 @@ write_units() {
   fi
   # What the units' OnFailure= starts; where it sends is install-alerts.sh's (until then, the journal).
   render_alert_unit "${COOP_SCRIPTS_DIR}" | put_file "${d}/coop-alert@.service" 0644 root root
-  record_install_id
+  install_id_record "$(install_id_file)"
 }
 
 enable_units() {

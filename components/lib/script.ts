@@ -126,3 +126,17 @@ export function sudoScript(script: string, env: Readonly<Record<string, unknown>
   for (const n of Object.keys(env)) if (!/^COOP_[A-Z0-9_]+$/.test(n)) throw new Error(`environment name ${n} is not COOP_*`);
   return `sudo bash ${dir}/${script}`;
 }
+
+/**
+ * A delete command's text: `SCRIPT ARGS` as root from the uploaded folder, or from the installed scripts
+ * when that upload's folder is gone (a later content hash replaced it), or `nothing` echoed when the host
+ * has neither.
+ */
+export function uploadedOrInstalled(script: string, args: string, nothing: string, env: Readonly<Record<string, unknown>> = {}): string {
+  const from = (dir: string) => `${sudoScript(script, env, dir)} ${args}`;
+  return [
+    `if [ -f "$COOP_SCRIPTS_FROM/${script}" ]; then ${from('"$COOP_SCRIPTS_FROM"')}`,
+    `elif [ -f "${REMOTE_SCRIPTS_DIR}/${script}" ]; then ${from(`"${REMOTE_SCRIPTS_DIR}"`)}`,
+    `else echo "${nothing}"; fi`,
+  ].join("; ");
+}

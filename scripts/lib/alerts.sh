@@ -52,12 +52,12 @@ alert_runbook() {
   esac
 }
 
-# alert_message SUMMARY RUNBOOK DETAILS_FILE: the text every destination gets.
+# alert_message SUMMARY RUNBOOK: the text every destination gets, the details (stdin) at its end.
 alert_message() {
   local where
   where="$(alert_host)${COOP_ALERT_STACK:+ (stack ${COOP_ALERT_STACK})}"
   printf '%s on %s needs a person.\n\nWhat to do: follow %s in the social.coop infrastructure repository.\n\n' "$1" "${where}" "$2"
-  cat "$3"
+  cat
 }
 
 # curl_config_value VALUE: VALUE as a double-quoted string in a curl config file.

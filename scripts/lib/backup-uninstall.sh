@@ -8,20 +8,8 @@
 
 readonly BACKUP_UNITS=(coop-backup.timer coop-backup-full.timer coop-drill.timer coop-backup.service coop-backup-full.service coop-drill.service)
 
-# The install that a `pulumi up` made last, by the ID of its command resource's inputs.
+# Where the install that a `pulumi up` made last is recorded (install_id_record, common.sh).
 install_id_file() { printf '%s/coop/backup-install.id' "${COOP_ETC_DIR}"; }
-
-record_install_id() {
-  printf '%s\n' "${COOP_INSTALL_ID:-}" | put_file "$(install_id_file)" 0644 root root
-}
-
-# A replacement creates the new install before it deletes the old one; the old one's delete then finds
-# a newer ID recorded and must leave the new install alone.
-superseded() {
-  local recorded=""
-  [[ -f "$(install_id_file)" ]] && recorded=$(<"$(install_id_file)")
-  [[ -n "${COOP_INSTALL_ID:-}" && -n "${recorded}" && "${recorded}" != "${COOP_INSTALL_ID}" ]]
-}
 
 remove_units() {
   local -a present=()
@@ -100,10 +88,7 @@ uninstall_backup() {
   COOP_BACKUP_ROLE="${COOP_BACKUP_ROLE:-}"
   [[ -z "${COOP_BACKUP_ROLE}" || "${COOP_BACKUP_ROLE}" =~ ^(db|repo)$ ]] ||
     die "COOP_BACKUP_ROLE must be db or repo (found '${COOP_BACKUP_ROLE}')"
-  if superseded; then
-    log_info "a newer install ($(<"$(install_id_file)")) replaced ${COOP_INSTALL_ID}: nothing to remove"
-    return 0
-  fi
+  install_id_superseded "$(install_id_file)" && return 0
   remove_units
   remove_sshd_dropin
   stop_archiving

@@ -240,6 +240,20 @@ install_scripts_from() {
   for f in "${from}"/lib/*.sh; do put_file "${dir}/lib/${f##*/}" 0644 root root <"${f}"; done
 }
 
+# The install a `pulumi up` made last, by COOP_INSTALL_ID (the ID of its command resource's inputs). A
+# replacement creates the new install before it deletes the old one; the old one's delete then finds a
+# newer ID recorded and must leave the new install alone.
+# install_id_record FILE: records this run's ID.  install_id_superseded FILE: true (and says so) when
+# another install's ID is recorded there.
+install_id_record() { printf '%s\n' "${COOP_INSTALL_ID:-}" | put_file "$1" 0644 root root; }
+
+install_id_superseded() {
+  local recorded=""
+  [[ -f "$1" ]] && recorded=$(<"$1")
+  [[ -n "${COOP_INSTALL_ID:-}" && -n "${recorded}" && "${recorded}" != "${COOP_INSTALL_ID}" ]] || return 1
+  log_info "a newer install (${recorded}) replaced ${COOP_INSTALL_ID}: nothing to remove"
+}
+
 # version_lt A B: A is an older version than B, in sort -V's order (v4.3.8 < v4.4.0 < v4.4.0+hometown-1).
 version_lt() { [[ "$1" != "$2" && "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n 1)" == "$1" ]]; }
 

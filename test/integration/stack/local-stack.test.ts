@@ -1,7 +1,7 @@
 // The whole program with the real engine: `pulumi up` of a prod-shaped local stack from nothing, on
 // two Debian 12 machines that the program creates and cloud-init configures; then an unchanged `up`,
 // an injected failing hook, and `destroy`, with what is left checked on this computer.
-import { execFileSync, spawn, spawnSync } from "child_process";
+import { execFileSync, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -9,6 +9,7 @@ import type { Stack, UpResult } from "@pulumi/pulumi/automation";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main as postPreviewNote, marker } from "../../../ci/post-preview-note";
 import { main as coopctlStatus } from "../../../src/cli/status";
+import { run } from "../../../src/local/run";
 import { AcmeServer, startAcmeServer } from "../../../tools/acme-server";
 import { localSecrets, openLocalStack } from "../../../tools/local-stack";
 import { FakeGitlab, TOKEN } from "../../support/fake-gitlab";
@@ -64,19 +65,9 @@ function ssh(host: string, hostKey: string, command: string, extra: string[] = [
 }
 
 /** ssh that leaves this process free meanwhile: a host talking back to a listener of this test needs it. */
-function sshAsync(host: string, hostKey: string, command: string): Promise<{ code: number; out: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn("ssh", sshArgs(host, hostKey, command), { stdio: ["ignore", "pipe", "pipe"] });
-    const chunks: Buffer[] = [];
-    child.stdout.on("data", (b: Buffer) => chunks.push(b));
-    child.stderr.on("data", (b: Buffer) => chunks.push(b));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
-    child.on("error", reject);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? 1, out: Buffer.concat(chunks).toString("utf8") });
-    });
-  });
+async function sshAsync(host: string, hostKey: string, command: string): Promise<{ code: number; out: string }> {
+  const r = await run("ssh", sshArgs(host, hostKey, command), { allowFailure: true, timeoutMs: 120_000 });
+  return { code: r.code ?? 1, out: `${r.stdout}${r.stderr}` };
 }
 
 async function hostKeys(): Promise<{ primary: string; secondary: string }> {
