@@ -154,7 +154,7 @@ async function measureSize(label: string, bytes: number, oldRollback: boolean): 
     const backupS = (performance.now() - b0) / 1000;
     say(`full backup in ${backupS.toFixed(0)} s`);
     const dbBytes = Number(await rig.sql("select pg_database_size(current_database())"));
-    const auto = await rig.bash(`source ${SCRIPTS_DIR}/lib/upgrade.sh; source ${SCRIPTS_DIR}/lib/restore-point.sh
+    const auto = await rig.bash(`source ${SCRIPTS_DIR}/lib/upgrade.sh; source ${SCRIPTS_DIR}/lib/restore-point.sh; source ${SCRIPTS_DIR}/lib/restore-point-wal.sh
       restore_point_env_defaults; choose_restore_point 2>&1`);
     const autoChoice = auto.output.match(/restore point: (.*)/)?.[1] ?? auto.output.trim();
 

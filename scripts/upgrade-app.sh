@@ -69,6 +69,10 @@ source "${SCRIPT_DIR}/lib/maintenance.sh"
 source "${SCRIPT_DIR}/lib/upgrade.sh"
 # shellcheck source=lib/restore-point.sh
 source "${SCRIPT_DIR}/lib/restore-point.sh"
+# shellcheck source=lib/restore-point-copy.sh
+source "${SCRIPT_DIR}/lib/restore-point-copy.sh"
+# shellcheck source=lib/restore-point-wal.sh
+source "${SCRIPT_DIR}/lib/restore-point-wal.sh"
 
 upgrade_env_defaults() {
   pg_env_defaults

@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash source-path=SCRIPTDIR/..
 # The app adapter for Mastodon and Hometown (sourced after common.sh, pg.sh and releases.sh). The host
 # scripts reach the app only through these functions; test/fixtures/app/adapter.sh implements the same
 # ones for the tests. It cannot run on the development machine (no RubyGems, no Mastodon checkout):
@@ -20,6 +20,8 @@
 #   app_account_reset_password USER  a new generated password, printed the same way
 #   app_health                        exit 0 when the web process answers GET /health
 # Each may print freely (the caller keeps its output in the step's log) and fails with a non-zero status.
+# The processes' part (app_unit_name, app_unit, app_start, app_stop, app_health) is in
+# app-mastodon-processes.sh, which this file sources: the adapter stays one file to name in COOP_APP_ADAPTER.
 #
 # Layout on the host: ${COOP_APP_ROOT}/releases/<tag> (one checkout per release), ${COOP_APP_ROOT}/current
 # -> releases/<tag>, and ${COOP_APP_SHARED_DIR} holding what outlives a release: .env.production and
@@ -39,7 +41,9 @@
 
 readonly APP_MASTODON_REPO="https://github.com/mastodon/mastodon.git"
 readonly APP_HOMETOWN_REPO="https://github.com/hometown-fork/hometown.git"
-readonly APP_ROLES="web streaming sidekiq"
+
+# shellcheck source=lib/app-mastodon-processes.sh
+source "${SCRIPT_DIR}/lib/app-mastodon-processes.sh"
 
 app_env_defaults() {
   COOP_APP_FLAVOR="${COOP_APP_FLAVOR:-mastodon}"
@@ -168,19 +172,6 @@ app_migrate_pre() { app_rails_migrate "$1" SKIP_POST_DEPLOYMENT_MIGRATIONS=true;
 
 app_migrate_post() { app_rails_migrate "$1"; }
 
-# app_units web|streaming|sidekiq|all: sets APP_UNITS to the systemd units named.
-app_units() {
-  local role
-  local -a roles
-  case "$1" in
-    all) read -r -a roles <<<"${APP_ROLES}" ;;
-    web | streaming | sidekiq) roles=("$1") ;;
-    *) die "unknown app process '$1' (expected web, streaming, sidekiq or all)" ;;
-  esac
-  APP_UNITS=()
-  for role in "${roles[@]}"; do APP_UNITS+=("${COOP_APP_UNIT_PREFIX}${role}.service"); done
-}
-
 app_tootctl() { app_run "${COOP_APP_ROOT}/current" bin/tootctl "$@"; }
 
 # `accounts modify` with no option changes nothing and fails only when there is no such user.
@@ -189,69 +180,3 @@ app_account_exists() { app_tootctl accounts modify "$1" >/dev/null 2>&1; }
 app_account_create_owner() { app_tootctl accounts create "$1" --email "$2" --confirmed --approve --role Owner; }
 
 app_account_reset_password() { app_tootctl accounts modify "$1" --reset-password; }
-
-app_unit_name() { printf '%s%s.service' "${COOP_APP_UNIT_PREFIX}" "$1"; }
-
-# app_unit ROLE: the unit for ROLE, after Mastodon's dist/mastodon-*.service (the same processes,
-# restart policy and sandboxing), on `current` and with rbenv's shims.
-app_unit() {
-  local role="$1" home exec env
-  home=$(getent passwd "${COOP_APP_USER}" | cut -d: -f6)
-  case "${role}" in
-    web)
-      env="RAILS_ENV=production PORT=${COOP_APP_WEB_PORT}"
-      exec="${home}/.rbenv/shims/bundle exec puma -C config/puma.rb"
-      ;;
-    streaming)
-      env="NODE_ENV=production PORT=${COOP_APP_STREAMING_PORT:-4000} STREAMING_CLUSTER_NUM=1"
-      exec="/usr/bin/node ./streaming/index.js"
-      ;;
-    sidekiq)
-      env="RAILS_ENV=production DB_POOL=25 MALLOC_ARENA_MAX=2 LD_PRELOAD=libjemalloc.so"
-      exec="${home}/.rbenv/shims/bundle exec sidekiq -c 25"
-      ;;
-    *) die "unknown app process '${role}' (expected web, streaming or sidekiq)" ;;
-  esac
-  cat <<UNIT
-# Managed by the social.coop Pulumi program (deploy-app.sh), after Mastodon's dist/mastodon-${role}.service.
-[Unit]
-Description=${COOP_APP_FLAVOR} ${role}
-After=network.target postgresql.service redis-server.service
-
-[Service]
-Type=simple
-User=${COOP_APP_USER}
-WorkingDirectory=${COOP_APP_ROOT}/current
-Environment=${env}
-ExecStart=${exec}
-TimeoutSec=15
-Restart=always
-NoNewPrivileges=true
-ProtectSystem=strict
-ReadWritePaths=${COOP_APP_ROOT} ${COOP_APP_SHARED_DIR}
-PrivateTmp=true
-PrivateDevices=true
-ProtectKernelTunables=true
-ProtectKernelModules=true
-ProtectControlGroups=true
-RestrictSUIDSGID=true
-LockPersonality=true
-
-[Install]
-WantedBy=multi-user.target
-UNIT
-}
-
-app_start() {
-  app_units "$1"
-  systemctl start "${APP_UNITS[@]}"
-}
-
-app_stop() {
-  app_units "$1"
-  systemctl stop "${APP_UNITS[@]}"
-}
-
-app_health() {
-  curl -fsS --max-time 5 "http://127.0.0.1:${COOP_APP_WEB_PORT}/health"
-}

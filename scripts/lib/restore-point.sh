@@ -1,6 +1,8 @@
 # shellcheck shell=bash
 # The upgrade's restore point and the database half of its rollback (sourced by upgrade-app.sh after
-# upgrade.sh). Two mechanisms, chosen in preflight and recorded in the journal (restore_mechanism):
+# upgrade.sh): the choice of mechanism, what preflight records for it, and the steps that hand over to
+# it. The two mechanisms, each in a file of its own (restore-point-copy.sh, restore-point-wal.sh), are
+# chosen in preflight and recorded in the journal (restore_mechanism):
 #
 #   copy  CREATE DATABASE <db>_restore_point TEMPLATE <db> STRATEGY FILE_COPY while the app is stopped.
 #         Exact and the rollback is two renames (instant), but the copy is inside the maintenance window,
@@ -23,8 +25,7 @@
 #   COOP_ROLLBACK_TIMEOUT [3600]               seconds the restored cluster has to replay WAL and promote
 #   COOP_PG_SERVICE [auto]                     systemd unit of the cluster (auto: postgresql@<major>-main
 #                                              when systemctl reports it active; none: pg_ctl -D <config dir>)
-# Fault injection for the tests: FAULT_AT=rollback_stop|rollback_restore|rollback_start kills the script
-# (as common.sh's FAULT_AT does at a step) inside a WAL rollback.
+# Fault injection for the tests: see restore-point-wal.sh (FAULT_AT=rollback_*).
 
 restore_point_env_defaults() {
   COOP_RESTORE_POINT="${COOP_RESTORE_POINT:-auto}"
@@ -145,44 +146,6 @@ wal_point_name() {
   printf '%s' "${point:0:60}"
 }
 
-# Re-taken from scratch when the step is re-run: the database has not changed since the app stopped.
-take_copy_restore_point() {
-  local owner point
-  db_drop_if_exists "${SNAPSHOT_DB}"
-  db_disconnect "${COOP_DB_NAME}"
-  owner=$(db_sql "select pg_get_userbyid(datdba) from pg_database where datname = '${COOP_DB_NAME}'")
-  [[ -n "${owner}" ]] || die "database ${COOP_DB_NAME} does not exist"
-  db_sql "create database \"${SNAPSHOT_DB}\" template \"${COOP_DB_NAME}\" owner \"${owner}\" strategy file_copy" >/dev/null
-  if [[ "$(pg_sql "show archive_mode")" != "off" ]]; then
-    point=$(wal_point_name)
-    pg_sql "select pg_create_restore_point('${point}')" >/dev/null
-    journal_set restore_point "${point}"
-    log_info "WAL restore point ${point}"
-  fi
-  log_info "restore point: database ${SNAPSHOT_DB} ($(db_sql "select pg_size_pretty(pg_database_size('${SNAPSHOT_DB}'))"))"
-}
-
-# The restore point's record must be in the repository before anything changes: pg_switch_wal in its
-# own statement closes its segment (FIELD-NOTES, "PITR gotcha"), then wait for the archiver to push it.
-take_wal_restore_point() {
-  local point segment waited=0 archived failed
-  db_disconnect "${COOP_DB_NAME}"
-  point=$(wal_point_name)
-  pg_sql "select pg_create_restore_point('${point}')" >/dev/null
-  segment=$(pg_sql "select pg_walfile_name(pg_switch_wal())")
-  journal_set restore_point "${point}"
-  until [[ "$(pg_sql "select coalesce(last_archived_wal, '') >= '${segment}' from pg_stat_archiver")" == t ]]; do
-    ((waited < COOP_ARCHIVE_TIMEOUT * 10)) || {
-      failed=$(pg_sql "select coalesce(last_failed_wal, 'none') from pg_stat_archiver")
-      die "WAL segment ${segment} (restore point ${point}) was not archived within ${COOP_ARCHIVE_TIMEOUT}s (last failed: ${failed}); check archive_command and the repository"
-    }
-    sleep 0.1
-    waited=$((waited + 1))
-  done
-  archived=$(pg_sql "select last_archived_wal from pg_stat_archiver")
-  log_info "restore point: WAL restore point ${point} (segment ${segment} archived, last archived ${archived}); a rollback restores backup $(journal_get backup_label) to it"
-}
-
 # Journalled before the first migration: until then a WAL rollback has nothing to restore.
 mark_db_changing() { journal_set db_changed 1; }
 
@@ -192,85 +155,4 @@ db_rollback() {
   else
     db_rollback_copy
   fi
-}
-
-# Renames only, each checked first, so a rollback killed half-way finishes when run again.
-db_rollback_copy() {
-  if db_exists "${SNAPSHOT_DB}"; then
-    if db_exists "${COOP_DB_NAME}"; then
-      db_drop_if_exists "${FAILED_DB}"
-      db_disconnect "${COOP_DB_NAME}"
-      db_sql "alter database \"${COOP_DB_NAME}\" rename to \"${FAILED_DB}\"" >/dev/null
-    fi
-    db_sql "alter database \"${SNAPSHOT_DB}\" rename to \"${COOP_DB_NAME}\"" >/dev/null
-    log_info "database ${COOP_DB_NAME} is back at the restore point (renamed from the copy)"
-  fi
-  db_drop_if_exists "${FAILED_DB}"
-}
-
-rollback_fault() {
-  if [[ "${FAULT_AT:-}" == "rollback_$1" ]]; then
-    log_warn "FAULT_AT=rollback_$1, killing the script"
-    _fault_kill
-  fi
-}
-
-pg_cluster_stop() {
-  local service data config_dir
-  service=$(journal_get pg_service)
-  data=$(journal_get pg_data)
-  config_dir=$(journal_get pg_config_dir)
-  if [[ -n "${service}" ]]; then
-    systemctl stop "${service}"
-  elif [[ -f "${data}/postmaster.pid" ]]; then
-    as_pg "${COOP_PG_BIN}/pg_ctl" -D "${config_dir}" -m fast -w -t 120 stop >/dev/null
-  fi
-}
-
-pg_cluster_start() {
-  local service config_dir log="${COOP_STATE_DIR}/upgrade-app.postgresql.log"
-  service=$(journal_get pg_service)
-  config_dir=$(journal_get pg_config_dir)
-  if [[ -n "${service}" ]]; then
-    run_unlocked systemctl start "${service}"
-  else
-    touch "${log}"
-    chown "${COOP_PG_OS_USER}:" "${log}"
-    # The postmaster outlives this script; it must not inherit (and hold) the operation's lock, nor the
-    # copies of the script's stdout and stderr (whoever reads those would wait for the postmaster).
-    run_unlocked as_pg "${COOP_PG_BIN}/pg_ctl" -D "${config_dir}" -l "${log}" -w -t "${COOP_ROLLBACK_TIMEOUT}" start \
-      >/dev/null 2>&1 {ORIG_STDOUT_FD}>&- {ORIG_STDERR_FD}>&- ||
-      die "PostgreSQL did not start after the restore: $(tail -n 5 "${log}" 2>/dev/null)"
-  fi
-  # The rollback is done only when replay reached the restore point and the cluster was promoted.
-  pg_wait_promoted "$(journal_get pg_data)" "${COOP_PG_SOCKET}" "${COOP_PG_PORT}" "${COOP_ROLLBACK_TIMEOUT}" "${log}"
-}
-
-# The cluster back to the WAL restore point: stop, pgBackRest delta restore (only files that differ
-# from the backup are rewritten), start, replay to the point, promote. Each part is safe to repeat, so
-# a rollback killed anywhere here finishes when run again; db_restored marks it done.
-db_rollback_wal() {
-  local point label started out
-  point=$(journal_get restore_point)
-  label=$(journal_get backup_label)
-  if [[ -z "${point}" || -z "$(journal_get db_changed)" ]]; then
-    log_info "the migrations never started: database ${COOP_DB_NAME} is as it was, nothing to restore"
-    return 0
-  fi
-  if [[ "$(journal_get db_restored)" == 1 ]]; then
-    log_info "database cluster already restored to ${point}"
-    return 0
-  fi
-  started=${EPOCHREALTIME//[^0-9]/}
-  log_info "restoring the cluster to WAL restore point ${point} from backup ${label} (pgBackRest delta restore)"
-  rollback_fault stop
-  pg_cluster_stop
-  rollback_fault restore
-  if ! out=$(pgbr_db --delta --type=name "--target=${point}" --target-action=promote "--set=${label}" --log-level-console=warn restore 2>&1); then
-    die "pgBackRest restore to ${point} failed: $(error_lines "${out}")"
-  fi
-  rollback_fault start
-  pg_cluster_start
-  journal_set db_restored 1
-  log_info "database ${COOP_DB_NAME} is back at the restore point (pgBackRest delta restore + WAL replay in $(_elapsed "${started}" "${EPOCHREALTIME//[^0-9]/}"))"
 }

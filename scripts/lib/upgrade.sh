@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # The parts of upgrade-app.sh that are not steps (sourced by it after common.sh, pg.sh, files.sh,
 # releases.sh, the adapter and maintenance.sh): the journal, per-step logs, preflight checks and the
-# rollback; the restore point and the database's rollback are in restore-point.sh. Uses the globals upgrade-app.sh sets: TARGET, SNAPSHOT_DB, FAILED_DB,
+# rollback; the restore point and the database's rollback are in restore-point*.sh. Uses the globals upgrade-app.sh sets: TARGET, SNAPSHOT_DB, FAILED_DB,
 # JOURNAL, LOG_DIR.
 # ORIG_STDOUT_FD and ORIG_STDERR_FD are copies of the script's own stdout and stderr.
 # shellcheck disable=SC2153 # TARGET and the others are set by upgrade-app.sh before any function runs.
@@ -10,7 +10,7 @@
 # the rollback, in this run or a later one, knows what to undo: target, previous (the release to go
 # back to), touched (maintenance was turned on and the app stopped), restore_point (WAL point name),
 # restore_mechanism (copy | wal) and what a WAL rollback needs (backup_label, pg_data, pg_config_dir,
-# pg_service, db_changed, db_restored: see restore-point.sh), committed (past the point of no return), rolling_back (the step that failed, while a rollback runs).
+# pg_service, db_changed, db_restored: see restore-point*.sh), committed (past the point of no return), rolling_back (the step that failed, while a rollback runs).
 
 journal_get() {
   [[ -f "${JOURNAL}" ]] || return 0

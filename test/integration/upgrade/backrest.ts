@@ -1,4 +1,4 @@
-// pgBackRest under an app rig's cluster, for the WAL restore point (scripts/lib/restore-point.sh): a
+// pgBackRest under an app rig's cluster, for the WAL restore point (scripts/lib/restore-point-wal.sh): a
 // local encrypted repository owned by the cluster's user, WAL archived by archive-push, a stanza and a
 // full backup; the rig's scripts then see COOP_PGBACKREST_CONFIG and COOP_STANZA. Used by the upgrade
 // tests and by bench/downtime-size.ts.

@@ -1,4 +1,4 @@
-// upgrade-app.sh's two restore points (scripts/lib/restore-point.sh) against real PostgreSQL, pgBackRest
+// upgrade-app.sh's two restore points (scripts/lib/restore-point*.sh) against real PostgreSQL, pgBackRest
 // and nginx: auto picks the copy up to COOP_RESTORE_POINT_COPY_MAX_MB and the WAL restore point above it,
 // saying which and why; with the WAL restore point no copy is made, and a failing migration, a failing
 // health check and a kill anywhere in the rollback each end with the cluster restored by pgBackRest to
@@ -73,7 +73,7 @@ describe("upgrade-app.sh restore points", () => {
       expect(r.output).toContain("COOP_RESTORE_POINT=wal, but WAL is not archived (archive_mode=off)");
       expect(r.output).toContain("nothing was changed");
       // auto falls back to the copy and says why.
-      const dry = await rig.bash(`source ${SCRIPTS_DIR}/lib/restore-point.sh
+      const dry = await rig.bash(`source ${SCRIPTS_DIR}/lib/restore-point.sh; source ${SCRIPTS_DIR}/lib/restore-point-wal.sh
         restore_point_env_defaults; COOP_RESTORE_POINT_COPY_MAX_MB=0; choose_restore_point; echo "chose=\${RESTORE_MECHANISM}"`);
       expect(dry.output).toContain("chose=copy");
       expect(dry.output).toMatch(/copy of the database, because the database \(\d+ MB\) is above COOP_RESTORE_POINT_COPY_MAX_MB=0, but WAL is not archived/);

@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, it } from "vitest";
+import { scriptClosure, scriptsHash } from "../../../components/lib/script";
 import type { OfflineRun } from "../../../src/plan/offline";
 import { isSecretValue } from "../../../src/plan/offline";
 import { alphaConfig, prodConfig } from "../../support/stack-config";
@@ -47,6 +48,11 @@ describe("the upgrade chain", () => {
     expect(String(hop.inputs.create)).not.toContain("v4.3.8");
     expect((hop.inputs.triggers as unknown[])[0]).toBe("v4.3.8");
     expect(prod.outputs.upgradePath).toBe("v4.3.8");
+  });
+
+  it("an app hop re-runs when upgrade-app.sh or a library it sources changes, both restore-point mechanisms included", () => {
+    expect(scriptClosure("upgrade-app.sh")).toEqual(expect.arrayContaining(["lib/upgrade.sh", "lib/restore-point.sh", "lib/restore-point-copy.sh", "lib/restore-point-wal.sh"]));
+    expect(one(prod, CMD, "prod-upgrade-app-4.3").inputs.triggers).toEqual(["v4.3.8", scriptsHash(["upgrade-app.sh"])]);
   });
 
   it("an unchanged stack runs nothing: every trigger is identical across two runs", () => {
