@@ -59,6 +59,7 @@ env_defaults() {
   app_env_defaults
   tls_env_defaults
   SHARED="${COOP_APP_ROOT}/shared"
+  ENV_CHANGED_MARK="${COOP_STATE_DIR}/deploy-app.env-changed"
 }
 
 as_app() { runuser -u "${COOP_APP_USER}" -- "$@"; }
@@ -69,12 +70,17 @@ make_layout() {
   install -d -m 0755 -o "${COOP_APP_USER}" -g "${COOP_APP_USER}" "${SHARED}/public/system"
   # live -> current: Mastodon's paths (/home/mastodon/live/...) stay valid across releases.
   [[ -L "${COOP_APP_ROOT}/live" ]] || { as_app ln -sfn current "${COOP_APP_ROOT}/live.tmp" && mv -Tf "${COOP_APP_ROOT}/live.tmp" "${COOP_APP_ROOT}/live"; }
-  if [[ -n "$(missing_instance_secrets "${SHARED}/.env.production")" ]]; then
-    # Rendered whole before it is written: a renderer that fails half-way must not replace the file.
-    local env_file
-    env_file=$(render_instance_env "${COOP_DOMAIN}" "${SHARED}/.env.production")
-    printf '%s\n' "${env_file}" | put_file "${SHARED}/.env.production" 0600 "${COOP_APP_USER}" "${COOP_APP_USER}"
+  # Rendered whole before it is written: a renderer that fails half-way must not replace the file. Every
+  # deploy: the managed block follows the stack config (put_file writes only a changed file).
+  local env_file before
+  env_file=$(render_instance_env "${COOP_DOMAIN}" "${SHARED}/.env.production")
+  before=$(sha256sum "${SHARED}/.env.production" 2>/dev/null || true)
+  # Running processes read the file only when they start: a change restarts them (start_app). The mark is
+  # on disk first, so a run killed after the write still restarts them on its re-run.
+  if deployed && [[ "$(printf '%s\n' "${env_file}" | sha256sum | cut -d' ' -f1)" != "${before%% *}" ]]; then
+    : >"${ENV_CHANGED_MARK}"
   fi
+  printf '%s\n' "${env_file}" | put_file "${SHARED}/.env.production" 0600 "${COOP_APP_USER}" "${COOP_APP_USER}"
 }
 
 deployed() { [[ -n "$(release_current)" ]]; }
@@ -132,7 +138,12 @@ install_units() {
 }
 
 start_app() {
+  if [[ -f "${ENV_CHANGED_MARK}" ]]; then
+    log_info ".env.production changed: restarting the app's processes"
+    app_stop all
+  fi
   app_start all
+  rm -f "${ENV_CHANGED_MARK}"
   local waited=0
   until site_health >/dev/null 2>&1; do
     ((waited < 60)) || die "the app does not answer /health through nginx after 60 s: $(site_health 2>&1 | head -c 300)"

@@ -11,8 +11,11 @@ export const SCRIPTS_DIR = path.join(__dirname, "..", "..", "scripts");
 /** Where the hosts keep the installed scripts; the systemd units call them there. */
 export const REMOTE_SCRIPTS_DIR = "/opt/coop/scripts";
 
-/** `source "${SCRIPT_DIR}/lib/x.sh"` or `source "${SCRIPT_DIR}/x.sh"` as the scripts write it. */
-const SOURCE_LINE = /^\s*(?:source|\.)\s+"\$\{?SCRIPT_DIR\}?\/([A-Za-z0-9_./-]+\.sh)"/gm;
+/**
+ * `source "${SCRIPT_DIR}/lib/x.sh"` or `source "${SCRIPT_DIR}/x.sh"` as the scripts write it, and a default
+ * behind a variable, `source "${COOP_APP_ADAPTER:-${SCRIPT_DIR}/lib/app-mastodon.sh}"`: the file real hosts run.
+ */
+const SOURCE_LINE = /^\s*(?:source|\.)\s+"\$\{?(?:[A-Z_]+:-\$\{)?SCRIPT_DIR\}?\/([A-Za-z0-9_./-]+\.sh)/gm;
 
 /** Every `.sh` under the scripts folder (top level and lib/), as sorted paths relative to it. */
 export function listScripts(dir: string = SCRIPTS_DIR): string[] {

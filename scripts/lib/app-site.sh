@@ -129,8 +129,30 @@ missing_instance_secrets() {
   done
 }
 
-# render_instance_env DOMAIN ENV_FILE: ENV_FILE as it is (or a new one's header) plus every secret it lacks.
-# A half VAPID pair is useless: both keys are then made again together.
+# What comes from the stack and the layout rather than from the instance: the last block of
+# .env.production, rewritten on every deploy. Mastodon's dotenv and its streaming server's (node) both
+# keep a key's last value in a file, so these win over an earlier line (an imported file's own DB_HOST).
+# The database is reached over its socket by peer authentication: install-database.sh opens no TCP port,
+# and Mastodon's own default (localhost) would find nothing there.
+readonly MANAGED_BEGIN="# BEGIN settings from the stack config (scripts/deploy-app.sh rewrites this block on every deploy)"
+readonly MANAGED_END="# END settings from the stack config"
+
+# render_managed_settings DOMAIN
+render_managed_settings() {
+  printf '%s\n' "${MANAGED_BEGIN}" \
+    "LOCAL_DOMAIN=$1" \
+    "DB_HOST=${COOP_PG_SOCKET:-/var/run/postgresql}" \
+    "DB_PORT=${COOP_PG_PORT:-5432}" \
+    "DB_NAME=${COOP_DB_NAME:-mastodon_production}" \
+    "DB_USER=${COOP_APP_USER:-mastodon}" \
+    "DB_PASS=" \
+    "REDIS_HOST=127.0.0.1" \
+    "REDIS_PORT=6379" \
+    "${MANAGED_END}"
+}
+
+# render_instance_env DOMAIN ENV_FILE: ENV_FILE as it is (or a new one's header) plus every secret it
+# lacks, then the managed block. A half VAPID pair is useless: both keys are then made again together.
 render_instance_env() {
   local domain=$1 file=$2 name
   local -a missing
@@ -140,16 +162,23 @@ render_instance_env() {
   if [[ ! -f "${file}" ]]; then
     cat <<ENV
 # Made by scripts/deploy-app.sh on $(date -u +%Y-%m-%d); the backup carries it (it holds the instance's
-# own keys). Settings that come from stack config are in .env.coop, rewritten on every deploy.
-LOCAL_DOMAIN=${domain}
+# own keys). The last block holds the settings from the stack config.
 ENV
-  elif [[ -n "${vapid}" ]]; then
-    grep -Ev '^VAPID_(PRIVATE|PUBLIC)_KEY=' "${file}" || true
   else
-    cat "${file}"
+    # The file without its managed block (and without a half VAPID pair, made again below). DATABASE_URL
+    # and REDIS_URL go too: Mastodon prefers them to DB_* and REDIS_*, and here they could only point at
+    # another host's (an imported instance's old) database or Redis.
+    awk -v begin="${MANAGED_BEGIN}" -v end="${MANAGED_END}" -v vapid="${vapid}" '
+      $0 == begin { skip = 1; next }
+      $0 == end { skip = 0; next }
+      skip { next }
+      vapid != "" && /^VAPID_(PRIVATE|PUBLIC)_KEY=/ { next }
+      /^(DATABASE_URL|REDIS_URL)=/ { split($0, kv, "="); print "coop: " kv[1] " dropped from .env.production: the stack sets DB_* and REDIS_*" > "/dev/stderr"; next }
+      { print }' "${file}"
   fi
   for name in "${missing[@]}"; do
     [[ "${name}" == VAPID_* ]] || render_instance_secret "${name}"
   done
   [[ -z "${vapid}" ]] || render_vapid_keys
+  render_managed_settings "${domain}"
 }

@@ -20,8 +20,9 @@ async function render(file: string): Promise<string> {
   return r.stdout;
 }
 
+/** A key's last value wins, as in Ruby's dotenv (Mastodon) and node's (its streaming server). */
 function parse(env: string): Record<string, string> {
-  return Object.fromEntries(env.split("\n").filter((l) => /^[A-Z_]+=/.test(l)).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
+  return Object.fromEntries(env.split("\n").filter((l) => /^[A-Z][A-Z0-9_]*=/.test(l)).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
 }
 
 /** Ruby's Base64.urlsafe_decode64, which Mastodon's web push uses. */
@@ -52,7 +53,9 @@ describe("the instance's own secrets", () => {
   it("two instances never share a secret", async () => {
     const a = parse(await render(join(tmp.path, "a")));
     const b = parse(await render(join(tmp.path, "b")));
-    for (const k of Object.keys(a).filter((k) => k !== "LOCAL_DOMAIN")) expect(a[k], k).not.toBe(b[k]);
+    const secrets = Object.keys(a).filter((k) => /^(SECRET_KEY_BASE|OTP_SECRET|ACTIVE_RECORD_ENCRYPTION_|VAPID_)/.test(k));
+    expect(secrets).toHaveLength(7);
+    for (const k of secrets) expect(a[k], k).not.toBe(b[k]);
   });
 
   it("a file from an older deploy keeps its secrets and gains only the VAPID pair; a complete one is unchanged", async () => {
@@ -80,5 +83,27 @@ describe("the instance's own secrets", () => {
     ecdh.setPrivateKey(fromB64url(env.VAPID_PRIVATE_KEY));
     expect(ecdh.getPublicKey().equals(fromB64url(env.VAPID_PUBLIC_KEY))).toBe(true);
     expect(env.SECRET_KEY_BASE).toBe(full.SECRET_KEY_BASE);
+  });
+
+  it("the stack's settings are the file's last block: the database over its socket, Redis on loopback, over an imported file's own values", async () => {
+    const imported = join(tmp.path, ".env.production");
+    const own = parse(await render(join(tmp.path, "absent")));
+    // An instance brought in from elsewhere: its own database settings, a password, an S3 media setting.
+    writeFileSync(imported, [...Object.entries(own).filter(([k]) => !k.startsWith("DB_") && !k.startsWith("REDIS_") && k !== "LOCAL_DOMAIN").map(([k, v]) => `${k}=${v}`),
+      "LOCAL_DOMAIN=social.coop.test", "DB_HOST=localhost", "DB_PASS=old-password", "DATABASE_URL=postgres://old.host/db", "REDIS_URL=redis://old.host:6379", "S3_ENABLED=true", ""].join("\n"));
+    const out = await render(imported);
+    const env = parse(out);
+    expect(env).toMatchObject({ DB_HOST: "/var/run/postgresql", DB_PORT: "5432", DB_NAME: "mastodon_production", DB_USER: "mastodon", DB_PASS: "", REDIS_HOST: "127.0.0.1", LOCAL_DOMAIN: "social.coop.test", S3_ENABLED: "true" });
+    expect(env.SECRET_KEY_BASE).toBe(own.SECRET_KEY_BASE);
+    // Mastodon would prefer these to DB_* and REDIS_*: they go.
+    expect(env.DATABASE_URL).toBeUndefined();
+    expect(env.REDIS_URL).toBeUndefined();
+    const lines = out.trimEnd().split("\n");
+    expect(lines[lines.length - 1]).toBe("# END settings from the stack config");
+    // Rendered again: the block is replaced, never repeated; the file is otherwise unchanged.
+    writeFileSync(imported, out);
+    const again = await render(imported);
+    expect(again).toBe(out);
+    expect(again.split("\n").filter((l) => l.startsWith("# BEGIN settings from the stack config"))).toHaveLength(1);
   });
 });

@@ -19,4 +19,10 @@ describe("the first deploy", () => {
     ]));
     expect(one(prod, CMD, "prod-app-deploy").inputs.triggers).toEqual([scriptsHash(["deploy-app.sh", "acme-dns-hook.sh"])]);
   });
+
+  it("covers the app adapter real hosts run (sourced behind COOP_APP_ADAPTER's default), so a change to its units re-deploys", () => {
+    for (const script of ["deploy-app.sh", "upgrade-app.sh", "maintenance.sh"]) {
+      expect(scriptClosure(script), script).toEqual(expect.arrayContaining(["lib/app-mastodon.sh", "lib/app-mastodon-processes.sh"]));
+    }
+  });
 });
