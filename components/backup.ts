@@ -182,10 +182,13 @@ export class Backup extends pulumi.ComponentResource {
       fullEveryDays: String(b.fullEveryDays),
       backupAt: b.dailyAt,
       drillAt: b.drillAt,
+      metricsListen: b.metricsListen,
       s3Endpoint: b.s3?.endpoint,
       s3Bucket: b.s3?.bucket,
       s3Region: b.s3?.region,
       s3AccessKeyId: b.s3?.accessKeyId,
+      // A PEM has newlines, which an environment value carried over SSH must not.
+      s3CaCertB64: b.s3?.caCert === undefined ? undefined : Buffer.from(b.s3.caCert).toString("base64"),
       // Secrets: passed as the secret Outputs they are; they reach the host only in the environment.
       resticPassword: args.resticPassword,
       pgbackrestCipherPass: args.pgbackrestCipherPass,

@@ -200,7 +200,7 @@ publish_manifest() {
   rm -f "$(manifest_dir)/pending"
   mkdir -p "${COOP_TEXTFILE_DIR}"
   printf '# HELP coop_backup_last_success_timestamp_seconds End of the last complete backup.\n# TYPE coop_backup_last_success_timestamp_seconds gauge\ncoop_backup_last_success_timestamp_seconds %s\n' "$(date +%s)" |
-    write_atomic "${COOP_TEXTFILE_DIR}/coop_backup.prom"
+    write_atomic "${COOP_TEXTFILE_DIR}/coop_backup.prom" 0644
   log_info "backup ${id} complete: $(jq -c '{backupLabel, tables, media: {files: .media.files, bytes: .media.bytes}}' "$(manifest_dir)/${id}.json")"
 }
 

@@ -168,7 +168,7 @@ write_result() {
     "# TYPE coop_drill_ttr_seconds gauge",
     (.ttrSeconds | to_entries[] | "coop_drill_ttr_seconds{phase=\"\(.key)\"} \(.value)"),
     "coop_drill_last_run_timestamp_seconds \(now | floor)"' <<<"${result}" |
-    write_atomic "${COOP_TEXTFILE_DIR}/coop_drill.prom"
+    write_atomic "${COOP_TEXTFILE_DIR}/coop_drill.prom" 0644
   printf '%s\n' "${result}"
 }
 

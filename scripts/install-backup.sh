@@ -15,6 +15,9 @@
 #   COOP_PEER_HOST_KEY           the other host's SSH host key, `type base64`, for known_hosts
 #   COOP_RESTIC_PASSWORD  COOP_PGBACKREST_CIPHER_PASS   secrets
 #   COOP_S3_ENDPOINT COOP_S3_BUCKET COOP_S3_REGION COOP_S3_ACCESS_KEY_ID COOP_S3_SECRET_ACCESS_KEY  (all or none)
+#                                the endpoint is https://host or https://host:port
+#   COOP_S3_CA_CERT_B64          an endpoint with a private CA (a self-hosted MinIO): that CA's PEM, base64;
+#                                pgBackRest and restic then trust it alone for S3
 #   COOP_STANZA [main]  COOP_PG_VERSION [15]  COOP_PG_DATA [/var/lib/postgresql/<version>/main]
 #   COOP_PG_PORT [5432]  COOP_PG_SOCKET [/var/run/postgresql]  COOP_DB_NAME [mastodon_production]
 #   COOP_PG_OS_USER [postgres]  COOP_REPO_OS_USER [coop-backup]  COOP_BACKUP_HOME [/var/lib/coop-backup]
@@ -22,13 +25,15 @@
 #   COOP_RETENTION_FULL [4]  COOP_FULL_EVERY_DAYS [7]  COOP_BACKUP_AT [03:15]  COOP_DRILL_AT [05:30]  (UTC)
 #   COOP_SCRIPTS_FROM            uploaded scripts folder to install (empty: scripts are already in place)
 #   COOP_SCRIPTS_DIR [/opt/coop/scripts]   where the units find backup.sh and drill.sh
+#   COOP_METRICS_LISTEN [127.0.0.1:9100]  where prometheus-node-exporter serves this host's metrics and the
+#                                backup's and drill's (a loopback or private address: lib/node-exporter.sh)
 #   COOP_INSTALL_ID              which install this is (the Backup component's command inputs), recorded
 #                                so that the delete of a replaced install leaves its replacement alone
 #   For tests: COOP_ETC_DIR [/etc]  COOP_SYSTEMD_DIR [/etc/systemd/system]  COOP_SKIP_APT  COOP_SKIP_SYSTEMCTL
 #   (also skips sshd reload and PostgreSQL)  COOP_STATE_DIR (common.sh)
 #
 # install-backup.sh --uninstall: stops, disables and removes this host's coop backup/drill timers and
-# units, removes the sshd drop-in and stops WAL archiving (db); keeps repositories, keys and configs.
+# units, removes the sshd drop-in, stops WAL archiving (db) and node_exporter; keeps repositories, keys and configs.
 # Needs only COOP_ETC_DIR, COOP_SYSTEMD_DIR, COOP_BACKUP_ROLE, COOP_INSTALL_ID and the COOP_PG_* above.
 set -euo pipefail
 
@@ -44,6 +49,8 @@ source "${SCRIPT_DIR}/lib/backup-ssh.sh"
 source "${SCRIPT_DIR}/lib/backup-uninstall.sh"
 # shellcheck source=lib/alerts.sh
 source "${SCRIPT_DIR}/lib/alerts.sh"
+# shellcheck source=lib/node-exporter.sh
+source "${SCRIPT_DIR}/lib/node-exporter.sh"
 
 # Secrets, moved out of the environment so no child process (apt, ssh-keygen, psql) inherits them.
 RESTIC_PASSWORD=""
@@ -76,6 +83,7 @@ install_env() {
   COOP_ETC_DIR="${COOP_ETC_DIR:-/etc}"
   COOP_SYSTEMD_DIR="${COOP_SYSTEMD_DIR:-/etc/systemd/system}"
   COOP_S3_ENDPOINT="${COOP_S3_ENDPOINT:-}"
+  node_exporter_env
   local v
   for v in COOP_PEER_SSH_PORT COOP_PG_VERSION COOP_PG_PORT COOP_RETENTION_FULL COOP_FULL_EVERY_DAYS; do
     [[ "${!v}" =~ ^[0-9]+$ ]] || die "${v} must be a number (found '${!v}')"
@@ -86,7 +94,13 @@ install_env() {
   [[ "${COOP_PEER_HOST}" =~ ^[A-Za-z0-9.:-]+$ ]] || die "COOP_PEER_HOST must be a host name or address (found '${COOP_PEER_HOST}')"
   if [[ -n "${COOP_S3_ENDPOINT}" ]]; then
     require_env COOP_S3_BUCKET COOP_S3_REGION COOP_S3_ACCESS_KEY_ID COOP_S3_SECRET_ACCESS_KEY
-    [[ "${COOP_S3_ENDPOINT}" == https://* ]] || die "COOP_S3_ENDPOINT must be an https:// URL"
+    [[ "${COOP_S3_ENDPOINT}" =~ ^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$ ]] ||
+      die "COOP_S3_ENDPOINT must be https://host or https://host:port (found '${COOP_S3_ENDPOINT}')"
+  fi
+  S3_CA_PEM=""
+  if [[ -n "${COOP_S3_CA_CERT_B64:-}" ]]; then
+    S3_CA_PEM=$(base64 -d <<<"${COOP_S3_CA_CERT_B64}" 2>/dev/null || true)
+    [[ "${S3_CA_PEM}" == "-----BEGIN CERTIFICATE-----"* ]] || die "COOP_S3_CA_CERT_B64 is not a base64 PEM certificate"
   fi
   RESTIC_PASSWORD="${COOP_RESTIC_PASSWORD}"
   CIPHER_PASS="${COOP_PGBACKREST_CIPHER_PASS}"
@@ -97,6 +111,7 @@ install_env() {
   PGBR_DRILL_CONFIG="${COOP_ETC_DIR}/pgbackrest/drill.conf"
   ENV_FILE="${COOP_ETC_DIR}/coop/backup.env"
   RESTIC_PASSWORD_FILE="${COOP_ETC_DIR}/coop/restic-password"
+  S3_CA_FILE="${COOP_ETC_DIR}/coop/s3-ca.pem"
   SSH_DIR="${COOP_ETC_DIR}/coop/backup-ssh"
   SSH_WRAPPER="${SSH_DIR}/ssh"
   # The OS user that runs pgBackRest and owns the SSH key on this side.
@@ -106,7 +121,7 @@ install_env() {
 skip_systemctl() { [[ "${COOP_SKIP_SYSTEMCTL:-}" == 1 ]]; }
 
 install_packages() {
-  local -a wanted=(pgbackrest restic jq redis-tools openssh-client)
+  local -a wanted=(pgbackrest restic jq redis-tools openssh-client curl)
   if [[ "${COOP_BACKUP_ROLE}" == repo ]]; then
     # The drill restores into a scratch cluster on the repository host: it needs the server binaries,
     # and no main cluster (the drill and, later, the spare build their own from the repository).
@@ -148,6 +163,9 @@ install_scripts() {
 
 write_configs() {
   local group="${BACKUP_USER}"
+  # Written before the configs that name it and removed after those that no longer do: a run killed
+  # between the two never leaves a config pointing at no CA file.
+  [[ -z "${S3_CA_PEM}" ]] || printf '%s\n' "${S3_CA_PEM}" | put_file "${S3_CA_FILE}" 0644 root root
   if [[ "${COOP_BACKUP_ROLE}" == db ]]; then
     render_pgbr_db | put_file "${PGBR_CONFIG}" 0640 root "${group}"
   else
@@ -156,6 +174,7 @@ write_configs() {
   fi
   printf '%s' "${RESTIC_PASSWORD}" | put_file "${RESTIC_PASSWORD_FILE}" 0600 root root
   render_backup_env | put_file "${ENV_FILE}" 0600 root root
+  [[ -n "${S3_CA_PEM}" ]] || rm -f "${S3_CA_FILE}"
 }
 
 write_units() {
@@ -223,7 +242,7 @@ main() {
   # Every run starts from the first step: all steps are idempotent, and a resumed run could skip a
   # step that an earlier run did with other inputs (the second pass adds the other host's key).
   run_begin install-backup "${COOP_BACKUP_ROLE}-$(date +%s%N)"
-  steps_total 8
+  steps_total 9
   step packages install_packages
   step users ensure_users
   step scripts install_scripts
@@ -232,6 +251,7 @@ main() {
   step units write_units
   step enable enable_units
   step archiving configure_archiving
+  step metrics node_exporter_install
   run_finish
   print_keys
 }

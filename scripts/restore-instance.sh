@@ -15,10 +15,13 @@
 # Usage: restore-instance.sh [--help]
 # Environment (defaults in brackets), besides scripts/lib/pg.sh's and files.sh's:
 #   COOP_BACKUP_ENV_FILE [/etc/coop/backup.env]   what install-backup.sh (db side) or install-reader.sh wrote
-#   COOP_RESTORE_FROM [secondary]    secondary | s3 (not built yet: refused) | reader: another stack's
+#   COOP_RESTORE_FROM [secondary]    secondary | s3: the S3 repository alone (the secondary is lost too,
+#                                    and the new one holds nothing yet) | reader: another stack's
 #                                    backups, read-only through install-reader.sh's config (alpha reads
 #                                    prod's): an empty Redis (no prod queue), and WAL archiving stays off
 #   COOP_RESTORE_TARGET [latest]     latest | time:<YYYY-MM-DD HH:MM:SS+00> | name:<restore point>
+#   COOP_RESTORE_STANZA [yes]        from s3: make the stanza in the (new) repository host's repo1 before
+#                                    archiving starts again; no: there is no repository host yet (by hand)
 #   COOP_PG_VERSION [15]   COOP_PG_DATA_LINK [/srv/postgresql/main]   COOP_REDIS_DIR [/srv/redis]
 #   COOP_APP_USER [mastodon]   COOP_APP_ROOT [/home/mastodon]
 set -euo pipefail
@@ -47,8 +50,7 @@ env_defaults() {
   COOP_RESTORE_FROM="${COOP_RESTORE_FROM:-secondary}"
   COOP_RESTORE_TARGET="${COOP_RESTORE_TARGET:-latest}"
   case "${COOP_RESTORE_FROM}" in
-    secondary | reader) ;;
-    s3) die "COOP_RESTORE_FROM=s3: restoring from S3 alone is not built yet (issue 19); restore from the secondary, or follow docs/runbooks/s3.md" ;;
+    secondary | reader | s3) ;;
     *) die "COOP_RESTORE_FROM must be secondary, s3 or reader (found '${COOP_RESTORE_FROM}')" ;;
   esac
   COOP_PG_VERSION="${COOP_PG_VERSION:-15}"
@@ -61,6 +63,43 @@ env_defaults() {
   PG_LOG="/var/log/postgresql/postgresql-${COOP_PG_VERSION}-main.log"
   DONE_MARK="${COOP_STATE_DIR}/restore-instance.done"
   RUN_KEY="${COOP_RESTORE_FROM}:${COOP_RESTORE_TARGET}"
+  S3_ONLY_CONFIG="$(dirname "${COOP_PGBACKREST_CONFIG}")/restore-s3.conf"
+}
+
+# From S3 alone, restore.sh reads pgBackRest repo2 and the S3 restic repository only: the repository
+# host's repo1 is new and empty (or gone), and pgBackRest would take its missing stanza for an error.
+# The config is install-backup.sh's without repo1, kept until the cluster is promoted (its restore_command
+# names it), then removed by s3_stanza.
+s3_only_config() {
+  if [[ -z "${AWS_ACCESS_KEY_ID:-}" ]] || ! grep -q '^repo2-type=s3$' "${COOP_PGBACKREST_CONFIG}"; then
+    die "COOP_RESTORE_FROM=s3 but this host's backup config names no S3 repository: set backup.s3 in stack config (docs/runbooks/s3.md)"
+  fi
+  grep -v '^repo1-' "${COOP_PGBACKREST_CONFIG}" | put_file "${S3_ONLY_CONFIG}" 0640 root "${COOP_PG_OS_USER}"
+}
+
+# From S3, the new secondary's repo1 has no stanza yet: archive-push would store each segment in repo2 but
+# fail, so PostgreSQL would keep every segment and retry, until the first backup made it. Made here, from
+# the repository host (install-backup.sh gave it the trust), as backup.sh would. The S3-only config goes
+# too: it holds the S3 key and the passphrase, and the promoted cluster no longer reads it.
+s3_stanza() {
+  [[ "${COOP_RESTORE_FROM}" == s3 ]] || return 0
+  if [[ "${COOP_RESTORE_STANZA:-yes}" == no ]]; then
+    log_warn "COOP_RESTORE_STANZA=no: no repository host yet; WAL archiving fails until one exists (docs/runbooks/s3.md)"
+    rm -f "${S3_ONLY_CONFIG}"
+    return 0
+  fi
+  local out
+  out=$(pgbr_repo_locked stanza-create) || die "stanza-create for the new repository failed: $(error_lines "${out}")"
+  log_info "stanza ${COOP_STANZA} ready in every repository"
+  rm -f "${S3_ONLY_CONFIG}"
+}
+
+s3_restic_repo() {
+  local repo
+  for repo in ${COOP_RESTIC_REPOS}; do
+    [[ "${repo}" == s3:* ]] && { printf '%s' "${repo}"; return 0; }
+  done
+  die "COOP_RESTIC_REPOS names no s3: repository"
 }
 
 # The cluster's data directory as the layout has it (the link's target): restore.sh restores into it.
@@ -75,7 +114,7 @@ preflight() {
     die "cannot read ${COOP_DB_NAME} on this host (is ${PG_UNIT} running?)"
   ((tables == 0)) ||
     die "${COOP_DB_NAME} on this host holds ${tables} tables: restore-instance.sh restores only onto a new primary; to go back in time on this one, follow docs/runbooks/restore.md"
-  log_info "restoring from the ${COOP_RESTORE_FROM} to ${COOP_RESTORE_TARGET} onto $(data_dir)"
+  log_info "restoring from ${COOP_RESTORE_FROM} to ${COOP_RESTORE_TARGET} onto $(data_dir)"
 }
 
 stop_services() {
@@ -101,7 +140,12 @@ ensure_app_user() {
 restore_all() {
   local rdb="${COOP_REDIS_DIR}/dump.rdb"
   [[ "${COOP_RESTORE_FROM}" == reader ]] && rdb=""
-  COOP_RESTORE_PG_DATA="$(data_dir)" COOP_RESTORE_START=no COOP_RESTORE_FILES_TO=/ \
+  local -a from=()
+  if [[ "${COOP_RESTORE_FROM}" == s3 ]]; then
+    s3_only_config
+    from=(COOP_PGBACKREST_CONFIG="${S3_ONLY_CONFIG}" COOP_REPO_SSH="" COOP_RESTIC_REPOS="$(s3_restic_repo)")
+  fi
+  env "${from[@]}" COOP_RESTORE_PG_DATA="$(data_dir)" COOP_RESTORE_START=no COOP_RESTORE_FILES_TO=/ \
     COOP_RESTORE_REDIS_RDB="${rdb}" COOP_REDIS_OS_USER=redis \
     bash "${SCRIPT_DIR}/restore.sh" || die "restore.sh failed (its log is above); run this again to resume"
   # The other stack's Redis dump came back with its spool: its queues have no place here.
@@ -173,7 +217,7 @@ main() {
   fi
   require_cmd pgbackrest restic jq redis-server redis-cli
   run_begin restore-instance "${RUN_KEY}"
-  steps_total 9
+  steps_total 10
   step preflight preflight
   step stop stop_services
   step clear clear_empty
@@ -181,6 +225,7 @@ main() {
   step restore restore_all
   step owners fix_owners
   step database start_database
+  step stanza s3_stanza
   if [[ "${COOP_RESTORE_FROM}" == reader ]]; then step archiving archiving_off; else step archiving archiving_on; fi
   step redis start_redis
   record_done

@@ -47,7 +47,8 @@ function listenerCertificate(dir: string, address: string): { ca: string; cert: 
   return { ca: fs.readFileSync(f("ca.pem"), "utf8"), cert: f("listener.pem"), key: f("listener.key") };
 }
 
-function hasAddress(address: string): boolean {
+/** This computer holds `address` (a local network's bridge exists once the up has made it). */
+export function hasAddress(address: string): boolean {
   const out = execFileSync("ip", ["-o", "addr", "show"], { encoding: "utf8" });
   return out.includes(` ${address}/`);
 }

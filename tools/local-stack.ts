@@ -102,3 +102,20 @@ export function localSecrets(stateDir: string): Record<string, string> {
     pgbackrestCipherPass: randomBytes(24).toString("base64url"),
   };
 }
+
+/**
+ * What a stack whose machines a test destroyed behind the engine's back can leave when `pulumi destroy`
+ * then fails (a delete command cannot reach its lost host): its machines and its bridge, removed directly.
+ */
+export function removeLocalMachines(stackName: string, network: string, roles: readonly string[], log: (line: string) => void = () => undefined): void {
+  const machineSh = path.join(REPO_ROOT, "tools", "local-cloud", "machine.sh");
+  const run = (sub: string, env: Record<string, string>) => {
+    try {
+      execFileSync("bash", [machineSh, sub], { env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"], timeout: 120_000 });
+    } catch (e) {
+      log(`machine.sh ${sub} ${JSON.stringify(env)} failed: ${(e as Error).message}`);
+    }
+  };
+  for (const role of roles) run("delete", { COOP_MACHINE: `${stackName}-${role}`, COOP_STOP_TIMEOUT: "0" });
+  run("network-delete", { COOP_NETWORK: network });
+}

@@ -19,8 +19,12 @@ env_line() { printf '%s=%s\n' "$1" "$(env_quote "$2")"; }
 # The S3 repository as repo2 of pgBackRest, for either side; nothing when S3 is not configured.
 render_pgbr_s3() {
   [[ -n "${COOP_S3_ENDPOINT}" ]] || return 0
-  local host="${COOP_S3_ENDPOINT#https://}"
+  local host="${COOP_S3_ENDPOINT#https://}" port=""
   host="${host%%/*}"
+  if [[ "${host}" == *:* ]]; then
+    port="${host##*:}"
+    host="${host%:*}"
+  fi
   printf '%s\n' \
     "repo2-type=s3" \
     "repo2-path=/pgbackrest" \
@@ -33,6 +37,8 @@ render_pgbr_s3() {
     "repo2-cipher-type=aes-256-cbc" \
     "repo2-cipher-pass=${CIPHER_PASS}" \
     "repo2-retention-full=${COOP_RETENTION_FULL}"
+  [[ -z "${port}" ]] || printf 'repo2-storage-port=%s\n' "${port}"
+  [[ -z "${S3_CA_PEM}" ]] || printf 'repo2-storage-ca-file=%s\n' "${S3_CA_FILE}"
 }
 
 render_pg_section() {
@@ -150,6 +156,9 @@ render_backup_env() {
     env_line AWS_ACCESS_KEY_ID "${COOP_S3_ACCESS_KEY_ID}"
     env_line AWS_SECRET_ACCESS_KEY "${S3_SECRET}"
     env_line AWS_DEFAULT_REGION "${COOP_S3_REGION}"
+    # restic 0.14 has --cacert but no variable for it; Go reads SSL_CERT_FILE instead of the system's
+    # bundle file (and still /etc/ssl/certs). curl, which the alerts use with this file, ignores it.
+    [[ -z "${S3_CA_PEM}" ]] || env_line SSL_CERT_FILE "${S3_CA_FILE}"
   fi
 }
 

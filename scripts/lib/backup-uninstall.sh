@@ -89,6 +89,8 @@ uninstall_backup() {
   [[ -z "${COOP_BACKUP_ROLE}" || "${COOP_BACKUP_ROLE}" =~ ^(db|repo)$ ]] ||
     die "COOP_BACKUP_ROLE must be db or repo (found '${COOP_BACKUP_ROLE}')"
   install_id_superseded "$(install_id_file)" && return 0
+  # Before remove_units: its daemon-reload then forgets the drop-in too.
+  node_exporter_uninstall
   remove_units
   remove_sshd_dropin
   stop_archiving

@@ -128,12 +128,15 @@ restic_fetch_manifest() {
   printf '%s\n' "${snap}"
 }
 
-# Write to a temp file beside the target, then rename: a kill never leaves half a file.
+# write_atomic TARGET [MODE]: to a temp file beside the target, then renamed: a kill never leaves half a
+# file. mktemp makes it 0600; MODE (e.g. 0644 for the metrics node_exporter reads as its own user) is set
+# before the rename, so the target never has the wrong mode.
 write_atomic() {
-  local target="$1"
+  local target="$1" mode="${2:-}"
   local tmp
   tmp=$(mktemp "${target}.XXXXXX")
   cat >"${tmp}"
+  [[ -z "${mode}" ]] || chmod "${mode}" "${tmp}"
   mv -f "${tmp}" "${target}"
 }
 

@@ -373,13 +373,21 @@ export function crossFieldProblems(cfg: CrossFieldInput, stackName: string): Con
     }
   }
 
-  if (cfg.restore?.from === "secondary" && !cfg.hosts.secondary) {
-    out.push(problem(["restore", "from"], `is "secondary" but this stack has no hosts.secondary holding the repository`, "pulumi config set --path 'restore.from' s3"));
+  // Refused here, before the lost machines are replaced, rather than by the host script after them.
+  const from = cfg.restore?.from;
+  // Backups (the repository, and the S3 copy) are made only on a stack with a secondary (components/backup.ts).
+  // prod without one is refused above with the secondary's own fix; another stack has nothing to restore.
+  if ((from === "secondary" || from === "s3") && !cfg.hosts.secondary && cfg.stackRole !== "prod") {
+    out.push(
+      problem(
+        ["restore", "from"],
+        `is "${from}" but this stack has no hosts.secondary, and without one it keeps no backups to restore from`,
+        "pulumi config rm --path 'restore'",
+      ),
+    );
   }
-  if (cfg.restore?.from === "s3") {
-    // Refused here, before the lost primary is replaced, rather than by the host script after it.
-    const why = cfg.backup?.s3 ? "restoring from S3 alone is not built into `pulumi up` yet: follow docs/runbooks/s3.md" : "backup.s3 is not set: there is no S3 repository to restore from";
-    out.push(problem(["restore", "from"], `is "s3" but ${why}`, "pulumi config set --path 'restore.from' secondary"));
+  if (from === "s3" && !cfg.backup?.s3) {
+    out.push(problem(["restore", "from"], `is "s3" but backup.s3 is not set: there is no S3 repository to restore from`, "pulumi config set --path 'restore.from' secondary"));
   }
 
   if (cfg.restore?.from === "prod" && cfg.stackRole === "prod") {

@@ -89,10 +89,20 @@ const TIME_OF_DAY = /^([01][0-9]|2[0-3]):[0-5][0-9]$/;
 export const backupSchema = z.strictObject({
   s3: z
     .strictObject({
-      endpoint: z.url({ protocol: /^https$/, error: "expected an https:// URL of the S3 endpoint" }),
+      endpoint: z
+        .url({ protocol: /^https$/, error: "expected an https:// URL of the S3 endpoint" })
+        .regex(/^https:\/\/[A-Za-z0-9.-]+(:\d{1,5})?\/?$/, { error: 'expected the endpoint alone, "https://host" or "https://host:port" (the bucket is backup.s3.bucket)' }),
       bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { error: "expected an S3 bucket name (3-63 of a-z 0-9 . -)" }),
       region: z.string().min(1),
       accessKeyId: z.string().min(1),
+      /**
+       * An endpoint whose certificate a private CA signed (a self-hosted MinIO): that CA, which the hosts
+       * then trust for S3 (pgBackRest that CA alone). Providers with a public CA need none.
+       */
+      caCert: z
+        .string()
+        .regex(/^-----BEGIN CERTIFICATE-----\n[A-Za-z0-9+/=\n]+-----END CERTIFICATE-----\n?$/, { error: "expected one PEM certificate" })
+        .optional(),
     })
     .optional(),
   fullEveryDays: z.number().int().min(1).max(31).default(7),
@@ -106,6 +116,18 @@ export const backupSchema = z.strictObject({
    * `backupReaders` (secret).
    */
   readers: z.array(z.enum(STACK_ROLES)).default([]),
+  /**
+   * Where prometheus-node-exporter serves each backup host's metrics and the backup's and drill's
+   * (scripts/lib/node-exporter.sh): a loopback address, reached through SSH. Both hosts get the same
+   * setting and share no private address, so nothing else is accepted.
+   */
+  metricsListen: z
+    .string()
+    .regex(/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}:\d{1,5}$/, { error: 'expected a loopback address and a port, like "127.0.0.1:9100": the metrics are not for the public' })
+    .refine((v) => v.split(/[.:]/).slice(0, 4).every((o) => Number(o) <= 255) && Number(v.split(":")[1]) >= 1 && Number(v.split(":")[1]) <= 65535, {
+      error: 'expected a loopback address and a port from 1 to 65535, like "127.0.0.1:9100"',
+    })
+    .default("127.0.0.1:9100"),
 });
 export type BackupConfig = z.infer<typeof backupSchema>;
 
@@ -203,7 +225,7 @@ export const plainConfigSchema = z.strictObject({
   sshKeys: z.array(z.string().superRefine(refuse(publicKeyProblem))).min(1),
   hosts: z.strictObject({ primary: hostSchema, secondary: hostSchema.optional() }),
   versions: versionsSchema,
-  backup: backupSchema.default({ fullEveryDays: 7, retentionFull: 4, drillMaxAgeHours: 26, dailyAt: "03:15", drillAt: "05:30", readers: [] }),
+  backup: backupSchema.default({ fullEveryDays: 7, retentionFull: 4, drillMaxAgeHours: 26, dailyAt: "03:15", drillAt: "05:30", readers: [], metricsListen: "127.0.0.1:9100" }),
   localCloud: localCloudSchema.default({ network: "coop-local", subnet4: "10.231.7.0/24", subnet6: "fd42:231:7::/64", joinNetwork: false, firstHost: 11 }),
   tls: tlsSchema.default({ acmeServer: LETS_ENCRYPT }),
   restore: restoreSchema.optional(),
@@ -240,6 +262,7 @@ export const EXAMPLES: Record<string, string> = {
   "versions.synapse": "v1.120.0",
   "versions.fixture": "v2.0.0",
   "versions.postgres": "15",
+  "backup.metricsListen": "127.0.0.1:9100",
   "backup.s3.endpoint": "https://s3.eu-central-003.backblazeb2.com",
   "backup.s3.bucket": "socialcoop-backups",
   "backup.s3.region": "eu-central-003",

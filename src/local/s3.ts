@@ -25,9 +25,10 @@ import { ensureUser } from "./users";
 export const S3RVER_VERSION = "3.7.1";
 
 export interface S3Server {
-  readonly host: "127.0.0.1";
+  /** The address it listens on (loopback unless a local network's gateway was asked for). */
+  readonly host: string;
   readonly port: number;
-  /** https://127.0.0.1:PORT */
+  /** https://HOST:PORT */
   readonly endpoint: string;
   readonly bucket: string;
   readonly region: string;
@@ -37,7 +38,7 @@ export interface S3Server {
   readonly caCertPath: string;
   readonly dir: string;
   readonly logFile: string;
-  /** A restic repository URL for a prefix of the bucket: s3:https://127.0.0.1:PORT/BUCKET/PREFIX */
+  /** A restic repository URL for a prefix of the bucket: s3:https://HOST:PORT/BUCKET/PREFIX */
   resticRepo(prefix: string): string;
   /**
    * What restic needs in its environment for this endpoint. restic 0.14 has `--cacert` but no
@@ -51,6 +52,48 @@ export interface S3Options {
   readonly bucket?: string;
   /** OS user s3rver runs as. */
   readonly user?: string;
+  /** Where to listen (default 127.0.0.1): a local network's gateway, for machines on that bridge. */
+  readonly address?: string;
+  /** Port (default: a free one). */
+  readonly port?: number;
+  /** Keys and certificate made beforehand (a stack's config names them before the server can start). */
+  readonly identity?: S3Identity;
+}
+
+/** What an S3 client is configured with before the server runs: its keys and its certificate. */
+export interface S3Identity {
+  readonly address: string;
+  readonly accessKeyId: string;
+  readonly secretAccessKey: string;
+  /** The self-signed certificate (PEM): the CA a client trusts. */
+  readonly certPem: string;
+  readonly keyPem: string;
+}
+
+/**
+ * A random key pair and a self-signed certificate for `address`. It names the address twice (IP and
+ * DNS SAN): Go (restic) matches an IP only against IP SANs, pgBackRest 2.45 only against DNS SANs.
+ */
+export async function makeS3Identity(address = "127.0.0.1"): Promise<S3Identity> {
+  if (!/^\d+\.\d+\.\d+\.\d+$/.test(address)) throw new Error(`s3: "${address}" is not an IPv4 address`);
+  const tmp = makeTempDir("s3-identity");
+  try {
+    const key = join(tmp.path, "tls.key");
+    const cert = join(tmp.path, "tls.crt");
+    await run("openssl", [
+      "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", `/CN=${address}`,
+      "-addext", `subjectAltName=IP:${address},DNS:${address}`, "-keyout", key, "-out", cert,
+    ]);
+    return {
+      address,
+      accessKeyId: `COOPTEST${randomBytes(6).toString("hex").toUpperCase()}`,
+      secretAccessKey: randomBytes(24).toString("base64url"),
+      certPem: readFileSync(cert, "utf8"),
+      keyPem: readFileSync(key, "utf8"),
+    };
+  } finally {
+    tmp.remove();
+  }
 }
 
 /** s3rver's entry point, resolved from the repository's node_modules (or NODE_PATH). */
@@ -74,8 +117,8 @@ AWSAccount.DUMMY_ACCOUNT.revokeAccessKey("S3RVER");
 AWSAccount.DUMMY_ACCOUNT.createKeyPair(process.env.S3_ACCESS_KEY_ID, process.env.S3_SECRET_ACCESS_KEY);
 delete process.env.S3_SECRET_ACCESS_KEY;
 new S3rver({
-  address: "127.0.0.1",
-  port: 0,
+  address: process.env.S3_ADDRESS,
+  port: Number(process.env.S3_PORT),
   directory: process.env.S3_DATA_DIR,
   key: fs.readFileSync(process.env.S3_TLS_KEY),
   cert: fs.readFileSync(process.env.S3_TLS_CERT),
@@ -87,9 +130,12 @@ new S3rver({
 );
 `;
 
-/** s3rver on 127.0.0.1 (a free port) over TLS, with one bucket and a random key pair. */
+/** s3rver over TLS (on 127.0.0.1 and a free port unless told), with one bucket and a random key pair. */
 export async function startS3(opts: S3Options = {}): Promise<S3Server> {
   const main = resolveS3rver();
+  const identity = opts.identity ?? (await makeS3Identity(opts.address));
+  const address = identity.address;
+  if (opts.address !== undefined && opts.address !== address) throw new Error(`s3: identity is for ${address}, not ${opts.address}`);
   const user = await ensureUser(opts.user ?? "coop-s3");
   const bucket = opts.bucket ?? "coop-backups";
   const region = "us-east-1";
@@ -107,17 +153,10 @@ export async function startS3(opts: S3Options = {}): Promise<S3Server> {
   writeFileSync(launcher, LAUNCHER, { mode: 0o644 });
   chownSync(dir, user.uid, user.gid);
 
-  await run("openssl", [
-    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
-    "-addext", "subjectAltName=IP:127.0.0.1,DNS:127.0.0.1",
-    "-keyout", keyPath, "-out", caCertPath,
-  ]);
+  writeFileSync(keyPath, identity.keyPem, { mode: 0o600 });
   chownSync(keyPath, user.uid, user.gid);
-  chmodSync(keyPath, 0o600);
-  chmodSync(caCertPath, 0o644);
-
-  const accessKeyId = `COOPTEST${randomBytes(6).toString("hex").toUpperCase()}`;
-  const secretAccessKey = randomBytes(24).toString("base64url");
+  writeFileSync(caCertPath, identity.certPem, { mode: 0o644 });
+  const { accessKeyId, secretAccessKey } = identity;
   const log = openSync(logFile, "a");
   const child = spawn(process.execPath, [launcher], {
     cwd: dir,
@@ -135,6 +174,8 @@ export async function startS3(opts: S3Options = {}): Promise<S3Server> {
       S3_TLS_KEY: keyPath,
       S3_TLS_CERT: caCertPath,
       S3_BUCKET: bucket,
+      S3_ADDRESS: address,
+      S3_PORT: String(opts.port ?? 0),
       S3_PORT_FILE: portFile,
     },
   });
@@ -162,9 +203,9 @@ export async function startS3(opts: S3Options = {}): Promise<S3Server> {
     throw new Error(`${(e as Error).message}\n--- s3rver.log ---\n${out}`);
   }
   const port = Number(readFileSync(portFile, "utf8"));
-  const endpoint = `https://127.0.0.1:${port}`;
+  const endpoint = `https://${address}:${port}`;
   return {
-    host: "127.0.0.1",
+    host: address,
     port,
     endpoint,
     bucket,

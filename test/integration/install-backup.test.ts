@@ -244,6 +244,38 @@ describe("install-backup.sh on a temporary root", () => {
       expect(snapshot(root("db")), step).toEqual(before);
     }
   });
+
+  it("an S3 endpoint on its own port with a private CA: pgBackRest and restic are told both; without the CA again, the file goes", async () => {
+    const ca = await run("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=minio.test", "-keyout", "/dev/null"]);
+    const pem = ca.stdout;
+    const caB64 = Buffer.from(pem).toString("base64");
+    const before = snapshot(root("db"));
+    const refused = await install("db", { ...repoKeys, COOP_S3_ENDPOINT: "https://s3.invalid:9443", COOP_S3_CA_CERT_B64: "bm90IGEgY2VydA==" });
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain("COOP_S3_CA_CERT_B64 is not a base64 PEM certificate");
+    const pathRefused = await install("db", { ...repoKeys, COOP_S3_ENDPOINT: "https://s3.invalid/socialcoop-backups" });
+    expect(pathRefused.stderr).toContain("COOP_S3_ENDPOINT must be https://host or https://host:port");
+    expect(snapshot(root("db")), "refused before anything changed").toEqual(before);
+
+    ok(await install("db", { ...repoKeys, COOP_S3_ENDPOINT: "https://s3.invalid:9443", COOP_S3_CA_CERT_B64: caB64 }), "db with the CA");
+    const caFile = join(etc("db"), "coop", "s3-ca.pem");
+    expect(readFileSync(caFile, "utf8")).toBe(pem);
+    expect(mode(caFile)).toBe("0644");
+    const conf = readFileSync(join(etc("db"), "pgbackrest", "pgbackrest.conf"), "utf8");
+    expect(conf).toMatch(/^repo2-s3-endpoint=s3\.invalid$/m);
+    expect(conf).toMatch(/^repo2-storage-port=9443$/m);
+    expect(conf).toContain(`repo2-storage-ca-file=${caFile}\n`);
+    const env = readFileSync(join(etc("db"), "coop", "backup.env"), "utf8");
+    expect(env).toContain(`SSL_CERT_FILE="${caFile}"`);
+    expect(env).toContain("s3:https://s3.invalid:9443/socialcoop-backups/restic");
+    // pgBackRest takes the new options (a misspelt one fails the same check above).
+    const info = await run("timeout", ["30", "pgbackrest", `--config=${join(etc("db"), "pgbackrest", "pgbackrest.conf")}`, "--stanza=main", "--repo=1", "info"], { allowFailure: true });
+    expect(`${info.stdout}${info.stderr}`).not.toMatch(/invalid option|ERROR: \[0(29|31|32|37)\]/);
+
+    ok(await install("db", repoKeys), "db as before");
+    expect(existsSync(caFile)).toBe(false);
+    expect(snapshot(root("db"))).toEqual(before);
+  });
 });
 
 describe("install-backup.sh --uninstall (the Backup component's delete)", () => {
@@ -294,14 +326,18 @@ describe("install-backup.sh --uninstall (the Backup component's delete)", () => 
     for (const role of ["db", "repo"] as const) {
       const before = snapshot(root(role));
       expect(unitFiles(role), role).toEqual([...units[role], ALERT_TEMPLATE].sort());
+      expect(existsSync(join(root(role), "systemd", "prometheus-node-exporter.service.d", "50-coop.conf")), role).toBe(true);
       const r = ok(await uninstall(role, { COOP_INSTALL_ID: role === "repo" ? newId : "" }), `uninstall ${role}`);
       expect(systemctlCalls(), role).toEqual([
+        "cat prometheus-node-exporter",
+        "disable --now prometheus-node-exporter",
         `disable --now ${units[role].join(" ")}`,
         "daemon-reload",
         `reset-failed ${units[role].join(" ")}`,
         "reload ssh",
       ]);
       expect(unitFiles(role), role).toEqual([]);
+      expect(existsSync(join(root(role), "systemd", "prometheus-node-exporter.service.d")), role).toBe(false);
       expect(existsSync(join(etc(role), "ssh", "sshd_config.d", "60-coop-backup.conf")), role).toBe(false);
       expect(existsSync(join(etc(role), "coop", "backup-install.id")), role).toBe(false);
       // Kept: configs, keys and (on the repository host) both repositories, unchanged.

@@ -11,7 +11,9 @@ import { run } from "../../../src/local/run";
 import { BASE_SEED, converge, killPlan, runGroup, settledStrays, summary, tempLeftovers } from "./random-kills";
 import { TABLE_DIGESTS_SQL, lockIsFree, ok, restic, rigWithInstance, treeHashes } from "./rig-support";
 
-const KILLS = 3;
+// Two per script and CI run (the suite's hour is the limit); each run draws new moments, so coverage adds up
+// over runs, and kill-anywhere-defects pins each window a kill once found.
+const KILLS = 2;
 let rig: BackupRig;
 let sourceDigests = "";
 let sourceMedia: Record<string, string> = {};

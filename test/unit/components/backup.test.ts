@@ -16,7 +16,8 @@ import { ofType, one, planFor, plainStrings } from "../../support/offline";
 
 const COMMAND = "command:remote:Command";
 const COPY = "command:remote:CopyToRemote";
-const S3 = { endpoint: "https://s3.eu-central-003.backblazeb2.com", bucket: "socialcoop-backups", region: "eu-central-003", accessKeyId: "003abcdef" };
+const S3_CA = "-----BEGIN CERTIFICATE-----\nMIIBdzCCAR2gAwIBAgIU\n-----END CERTIFICATE-----\n";
+const S3 = { endpoint: "https://s3.eu-central-003.backblazeb2.com", bucket: "socialcoop-backups", region: "eu-central-003", accessKeyId: "003abcdef", caCert: S3_CA };
 
 function prodWithS3() {
   const cfg = prodConfig();
@@ -166,6 +167,14 @@ describe("backup secrets stay secret", () => {
     }
   });
 
+  it("an S3 CA reaches both sides' installs as base64 (an environment value has no newline)", () => {
+    for (const name of ["prod-backup-repo-install", "prod-backup-db-install", "prod-backup-repo-trust"]) {
+      const b64 = String(env(one(s3, COMMAND, name)).COOP_S3_CA_CERT_B64);
+      expect(b64, name).toMatch(/^[A-Za-z0-9+/=]+$/);
+      expect(Buffer.from(b64, "base64").toString(), name).toBe(S3_CA);
+    }
+  });
+
   it("without backup.s3 no S3 parameter is passed at all", () => {
     const cmd = one(prod, COMMAND, "prod-backup-db-install");
     expect(Object.keys(env(cmd)).filter((k) => k.startsWith("COOP_S3_"))).toEqual([]);
@@ -227,7 +236,7 @@ describe("triggers", () => {
   });
 
   it("follow the scripts a command needs: install-backup.sh sources common.sh and its libraries", () => {
-    expect(scriptClosure("install-backup.sh")).toEqual(["install-backup.sh", "lib/alerts.sh", "lib/backup-install.sh", "lib/backup-ssh.sh", "lib/backup-uninstall.sh", "lib/common.sh"]);
+    expect(scriptClosure("install-backup.sh")).toEqual(["install-backup.sh", "lib/alerts.sh", "lib/backup-install.sh", "lib/backup-ssh.sh", "lib/backup-uninstall.sh", "lib/common.sh", "lib/node-exporter.sh"]);
     expect(scriptsHash(["install-backup.sh"])).toBe(scriptsHash(["install-backup.sh"]));
     expect(scriptsHash(["install-backup.sh"], copy)).toBe(scriptsHash(["install-backup.sh"]));
   });

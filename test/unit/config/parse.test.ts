@@ -235,9 +235,15 @@ const CASES: BadCase[] = [
 
   { name: "restore from an unknown repository", mutate: (c) => (c.restore = { from: "backup" }), path: "restore.from", message: /expected one of "secondary", "s3", "prod", found "backup"/, fix: /--path 'restore.from' secondary/ },
   { name: "restore to a time without its zone", mutate: (c) => (c.restore = { from: "secondary", target: "time:2026-11-25 09:14:00" }), path: "restore.target", message: /"time:YYYY-MM-DD HH:MM:SS\+00"/, fix: /--path 'restore.target' latest/ },
-  { name: "restore from S3 (not built yet)", mutate: (c) => { c.restore = { from: "s3" }; c.backup = { s3: S3 }; }, path: "restore.from", message: /not built into `pulumi up` yet: follow docs\/runbooks\/s3.md/, fix: /--path 'restore.from' secondary/ },
   { name: "restore from S3 without backup.s3", mutate: (c) => (c.restore = { from: "s3" }), path: "restore.from", message: /backup.s3 is not set/, fix: /--path 'restore.from' secondary/ },
-  { name: "restore from a secondary the stack lacks", base: townConfig, mutate: (c) => (c.restore = { from: "secondary" }), path: "restore.from", message: /no hosts.secondary/, fix: /--path 'restore.from' s3/ },
+  { name: "restore from a secondary the stack lacks", base: townConfig, mutate: (c) => (c.restore = { from: "secondary" }), path: "restore.from", message: /no hosts.secondary, and without one it keeps no backups/, fix: /^pulumi config rm --path 'restore'$/ },
+  { name: "restore from S3 on a stack without a secondary", base: townConfig, mutate: (c) => { c.restore = { from: "s3" }; c.backup = { s3: S3 }; }, path: "restore.from", message: /is "s3" but this stack has no hosts.secondary/, fix: /^pulumi config rm --path 'restore'$/ },
+  { name: "restore on prod with its secondary removed", mutate: (c) => { c.restore = { from: "s3" }; c.backup = { s3: S3 }; delete hosts(c).secondary; }, path: "hosts.secondary", message: /prod keeps its backup repository and hot spare on a secondary host/, fix: /"roles":\["spare"\]/ },
+  { name: "S3 endpoint with the bucket in its path", mutate: (c) => (c.backup = { s3: { ...S3, endpoint: "https://s3.example.org/coop-backups" } }), path: "backup.s3.endpoint", message: /the endpoint alone, "https:\/\/host" or "https:\/\/host:port"/, fix: /backup.s3.endpoint/ },
+  { name: "metrics on every address", mutate: (c) => (c.backup = { metricsListen: "0.0.0.0:9100" }), path: "backup.metricsListen", message: /a loopback address and a port/, fix: /--path 'backup.metricsListen' 127.0.0.1:9100$/ },
+  { name: "metrics on a private address (both hosts would need it)", mutate: (c) => (c.backup = { metricsListen: "10.0.0.5:9100" }), path: "backup.metricsListen", message: /a loopback address and a port/, fix: /--path 'backup.metricsListen' 127.0.0.1:9100$/ },
+  { name: "metrics on a port out of range", mutate: (c) => (c.backup = { metricsListen: "127.0.0.1:99999" }), path: "backup.metricsListen", message: /a port from 1 to 65535/, fix: /--path 'backup.metricsListen' 127.0.0.1:9100$/ },
+  { name: "S3 CA that is not a PEM certificate", mutate: (c) => (c.backup = { s3: { ...S3, caCert: "not a certificate" } }), path: "backup.s3.caCert", message: /one PEM certificate/, fix: /backup.s3.caCert/ },
   { name: "restore from prod on the prod stack", mutate: (c) => (c.restore = { from: "prod" }), path: "restore.from", message: /prod restores from its own repositories/, fix: /--path 'restore.from' secondary/ },
   { name: "a stack to read without a restore from prod", mutate: (c) => (c.restore = { from: "secondary", stack: "prod" }), path: "restore.stack", message: /only a restore from prod reads another stack/, fix: /config rm --path 'restore.stack'/ },
   { name: "restore from prod on town", base: townConfig, mutate: (c) => (c.restore = { from: "prod" }), path: "restore.from", message: /only alpha is a copy of prod/, fix: /config rm --path 'restore'/ },
@@ -414,6 +420,16 @@ describe("stack config: valid input", () => {
       const seen = await new Promise((resolve) => out.apply(resolve));
       expect(seen).toBe(value);
     }
+  });
+
+  it("accepts a restore from S3 alone, from an endpoint on its own port with a private CA", () => {
+    const cfg = prodConfig();
+    const caCert = "-----BEGIN CERTIFICATE-----\nMIIBdzCCAR2g\n-----END CERTIFICATE-----\n";
+    cfg.backup = { s3: { ...S3, endpoint: "https://10.231.11.1:9443", caCert } };
+    cfg.restore = { from: "s3" };
+    const parsed = parseStackConfig(toRaw(cfg));
+    expect(parsed.restore).toEqual({ from: "s3", target: "latest" });
+    expect(parsed.backup.s3).toMatchObject({ endpoint: "https://10.231.11.1:9443", caCert });
   });
 
   it("hands back the upgrade path it checked", () => {

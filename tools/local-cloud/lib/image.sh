@@ -13,7 +13,7 @@ readonly IMAGE_SUITE=bookworm
 readonly IMAGE_APT_REPO=/var/lib/coop-apt
 # Installed in the image but not running at first boot, as on a fresh cloud host where they are not
 # installed yet: the program (or a host script) enables what a host needs.
-readonly IMAGE_DISABLED_SERVICES=(nginx redis-server postgresql)
+readonly IMAGE_DISABLED_SERVICES=(nginx redis-server postgresql prometheus-node-exporter)
 # What cloud-init's user-data installs (components/lib/cloud-init.ts): checked to be a no-op offline.
 readonly IMAGE_CLOUD_INIT_PACKAGES=(unattended-upgrades apt-listchanges fail2ban python3-systemd chrony)
 
