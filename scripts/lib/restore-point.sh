@@ -43,39 +43,6 @@ restore_point_validate() {
   [[ "${COOP_PG_SERVICE}" =~ ^[A-Za-z0-9@._-]+$ ]] || die "COOP_PG_SERVICE must be auto, none or a systemd unit name"
 }
 
-# Why the WAL restore point cannot be used, or nothing when it can: archiving on and a backup to
-# restore from.
-wal_unusable() {
-  if [[ "$(pg_sql "show archive_mode")" == "off" ]]; then
-    printf 'WAL is not archived (archive_mode=off)'
-    return 0
-  fi
-  command -v pgbackrest >/dev/null 2>&1 || {
-    printf 'pgbackrest is not installed'
-    return 0
-  }
-  local label
-  label=$(pgbr_latest_label 2>/dev/null) || label=""
-  [[ -n "${label}" ]] || printf 'no pgBackRest backup of stanza %s to restore from' "${COOP_STANZA}"
-  return 0
-}
-
-# The cluster's service: a systemd unit, or empty for pg_ctl.
-pg_service_name() {
-  if [[ "${COOP_PG_SERVICE}" == none ]]; then return 0; fi
-  if [[ "${COOP_PG_SERVICE}" != auto ]]; then
-    printf '%s' "${COOP_PG_SERVICE}"
-    return 0
-  fi
-  local major unit
-  major=$(pg_sql "select current_setting('server_version_num')::int / 10000")
-  unit="postgresql@${major}-main"
-  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "${unit}" 2>/dev/null; then
-    printf '%s' "${unit}"
-  fi
-  return 0
-}
-
 # choose_restore_point: decides the mechanism (RESTORE_MECHANISM, for check_disk) and says why; nothing
 # is written until record_restore_point, after the rest of preflight passed.
 choose_restore_point() {
