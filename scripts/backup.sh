@@ -2,8 +2,10 @@
 # shellcheck source-path=SCRIPTDIR
 # Backs up the instance: PostgreSQL with pgBackRest (continuous WAL archiving plus a full or
 # differential backup), then a manifest of what the database and media held at a named restore point,
-# then the files with restic (media, .env.production, a fresh Redis dump, nginx config).
-# The drill (drill.sh) restores to that restore point and compares against the manifest.
+# then the files with restic (media, .env.production, a fresh Redis dump, nginx config); publishes the
+# manifest, and only then expires what neither retention rule nor a restorable manifest keeps
+# (scripts/lib/retention.sh). The drill (drill.sh) restores to that restore point and compares against
+# the manifest.
 #
 # Environment: see scripts/lib/pg.sh and scripts/lib/files.sh, and
 #   COOP_BACKUP_TYPE [diff]      full | diff | incr (pgBackRest makes the first one full)
@@ -14,7 +16,9 @@
 #                                     would otherwise store the link and not the files)
 #   COOP_REDIS_PORT [6379]  COOP_REDIS_RDB (default: Redis's own dir/dbfilename)
 #   COOP_APP_VERSION             recorded in the manifest
-#   COOP_RESTIC_KEEP [--keep-daily 14 --keep-weekly 8]
+#   COOP_RESTIC_KEEP [--keep-daily 14 --keep-weekly 8]   restic's keep rules, applied to the media and
+#                                the config snapshots each; snapshots of a manifest whose pgBackRest
+#                                backup set is still in a repository are kept on top of them
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -25,6 +29,8 @@ source "${SCRIPT_DIR}/lib/common.sh"
 source "${SCRIPT_DIR}/lib/pg.sh"
 # shellcheck source=lib/files.sh
 source "${SCRIPT_DIR}/lib/files.sh"
+# shellcheck source=lib/retention.sh
+source "${SCRIPT_DIR}/lib/retention.sh"
 
 readonly DEFAULT_KEY_TABLES="accounts users statuses follows favourites media_attachments notifications mentions status_stats account_stats conversations tags statuses_tags"
 
@@ -50,6 +56,10 @@ validate() {
   [[ "${COOP_BACKUP_TYPE}" =~ ^(full|diff|incr)$ ]] || die "COOP_BACKUP_TYPE must be full, diff or incr (found '${COOP_BACKUP_TYPE}')"
   [[ "${COOP_KEY_TABLES}" =~ ^[a-z_][a-z0-9_\ ]*$ ]] || die "COOP_KEY_TABLES must be table names separated by spaces"
   [[ "${COOP_PGBACKREST_REPOS}" =~ ^[1-4](\ [1-4])*$ ]] || die "COOP_PGBACKREST_REPOS must be repository numbers 1-4 separated by spaces"
+  # Keep rules only: the tag filter and grouping are the expire step's, and a stray flag (--prune,
+  # --tag) in here would change what it forgets.
+  [[ "${COOP_RESTIC_KEEP}" =~ ^--keep-[a-z-]+\ [0-9a-z]+(\ --keep-[a-z-]+\ [0-9a-z]+)*$ ]] ||
+    die "COOP_RESTIC_KEEP must be restic keep rules such as '--keep-daily 14 --keep-weekly 8' (found '${COOP_RESTIC_KEEP}')"
   [[ -d "${COOP_MEDIA_DIR}" ]] || die "media folder ${COOP_MEDIA_DIR} does not exist (set COOP_MEDIA_DIR to Mastodon's public/system)"
   [[ -f "${COOP_RESTIC_PASSWORD_FILE}" ]] || die "restic password file ${COOP_RESTIC_PASSWORD_FILE} is missing"
   [[ "$(stat -c %a "${COOP_RESTIC_PASSWORD_FILE}")" =~ ^[46]00$ ]] ||
@@ -180,24 +190,21 @@ backup_files() {
   done < <(restic_repos)
 }
 
-expire_old() {
-  local repo
-  local -a keep
-  read -r -a keep <<<"${COOP_RESTIC_KEEP}"
-  pgbr_repo expire
-  while read -r repo; do
-    # forget --prune locks exclusively: a drill killed since the files step may have left a stale lock.
-    restic_unlock_stale "${repo}"
-    restic_at "${repo}" forget --tag coop --group-by host,tags --prune "${keep[@]}" >/dev/null
-  done < <(restic_repos)
-}
-
+# Before expire_old (lib/retention.sh), which keeps what the published manifest names. The metric marks
+# the backup restorable from here on; an expire that fails afterwards fails the unit, which alerts.
 publish_manifest() {
   local id
-  id=$(pending_id)
-  ln -sfn "${id}.json" "$(manifest_dir)/latest.tmp"
-  mv -Tf "$(manifest_dir)/latest.tmp" "$(manifest_dir)/latest.json"
-  rm -f "$(manifest_dir)/pending"
+  if [[ -f "$(manifest_dir)/pending" ]]; then
+    id=$(pending_id)
+    ln -sfn "${id}.json" "$(manifest_dir)/latest.tmp"
+    mv -Tf "$(manifest_dir)/latest.tmp" "$(manifest_dir)/latest.json"
+    rm -f "$(manifest_dir)/pending"
+  else
+    # Only this step removes `pending`, after the rename: a run killed between the two finds it gone and
+    # this run's manifest published already.
+    [[ -e "$(manifest_dir)/latest.json" ]] || die "no pending manifest and none published: the manifest step did not finish"
+    id=$(jq -r .id "$(manifest_dir)/latest.json")
+  fi
   mkdir -p "${COOP_TEXTFILE_DIR}"
   printf '# HELP coop_backup_last_success_timestamp_seconds End of the last complete backup.\n# TYPE coop_backup_last_success_timestamp_seconds gauge\ncoop_backup_last_success_timestamp_seconds %s\n' "$(date +%s)" |
     write_atomic "${COOP_TEXTFILE_DIR}/coop_backup.prom" 0644
@@ -222,8 +229,8 @@ main() {
   step manifest write_manifest
   step redis stage_redis
   step files backup_files
-  step expire expire_old
   step publish publish_manifest
+  step expire expire_old
   run_finish
 }
 

@@ -142,6 +142,14 @@ write_atomic() {
 
 manifest_dir() { printf '%s/manifests' "${COOP_SPOOL_DIR}"; }
 
+# manifest_set_among LABELS MANIFEST: the pgBackRest backup set a restore to the manifest's restore point
+# starts from: the manifest's own, by the first repository (in number order) of those LABELS (a JSON
+# array, pgbr_labels) still holds; nothing when none does, and the manifest can no longer be restored.
+manifest_set_among() {
+  jq -r --argjson have "$1" \
+    '[(.backupLabels // {} | to_entries | sort_by(.key | tonumber) | .[].value), .backupLabel] | map(select(. as $l | $have | index($l))) | .[0] // empty' "$2"
+}
+
 # media_sample DIR COUNT: up to COUNT files spread evenly over the sorted list, as `sha256  relpath` lines.
 media_sample() {
   local dir="$1" count="$2"

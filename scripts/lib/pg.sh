@@ -93,6 +93,12 @@ pgbr_latest_label() {
   pgbr_repo --output=json info | jq -r '.[0].backup[-1].label // empty'
 }
 
+# The labels of every backup set the repositories hold (all of them: `info` without --repo), as a JSON
+# array: which manifests can still be restored (manifest_set_among, in files.sh).
+pgbr_labels() {
+  pgbr_repo --output=json info | jq -c '[.[0].backup[]?.label]'
+}
+
 # pg_stop_dir DATA_DIR: stop a cluster by its data directory if it runs (fast, then immediate).
 pg_stop_dir() {
   local data="$1"

@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# Restoring a PostgreSQL cluster from pgBackRest and starting it on a given port (sourced after pg.sh).
+# Restoring a PostgreSQL cluster from pgBackRest and starting it on a given port (sourced after pg.sh
+# and files.sh).
 
 # pg_restore_into DATA_DIR TARGET [SET]: TARGET is `latest` (replay all archived WAL), `time:<timestamp>`,
 # or `name:<restore point>`; SET the pgBackRest backup set to start from (default: pgBackRest's choice,
@@ -64,9 +65,8 @@ pg_start_at() {
 # recovery target was reached".
 manifest_backup_set() {
   local have
-  have=$(pgbr_repo --output=json info | jq -c '[.[0].backup[]?.label]')
-  jq -r --argjson have "${have}" \
-    '[(.backupLabels // {} | to_entries | sort_by(.key | tonumber) | .[].value), .backupLabel] | map(select(. as $l | $have | index($l))) | .[0] // empty' "$1"
+  have=$(pgbr_labels)
+  manifest_set_among "${have}" "$1"
 }
 
 # After a failed restore: which repository files fail their checksums. A restore reports only the

@@ -21,7 +21,7 @@ describe("backup and restore", () => {
   it("a backup followed by a drill verifies the restored copy against the manifest", async () => {
     const backup = ok(await rig.script("backup.sh"), "backup");
     outputs.push(backup.output);
-    expect(backup.output).toMatch(/step 7\/7 publish done/);
+    expect(backup.output).toMatch(/step 7\/7 expire done/);
     // node_exporter's textfile collector reads the metric where the drill's goes, not the spool.
     const backupProm = readFileSync(join(rig.env.COOP_TEXTFILE_DIR, "coop_backup.prom"), "utf8");
     const finished = Number(/^coop_backup_last_success_timestamp_seconds (\d+)$/m.exec(backupProm)?.[1]);

@@ -119,7 +119,7 @@ describe("S3 repository", () => {
     const started = new Date();
     const backup = ok(await timed("backup.sh", () => rig.script("backup.sh", backupEnv())), "backup");
     outputs.push(backup.output);
-    expect(backup.output).toMatch(/step 7\/7 publish done/);
+    expect(backup.output).toMatch(/step 7\/7 expire done/);
     expect(backup.output).toMatch(/stored in repositories 1 2/);
     const manifest = latestManifest();
 
