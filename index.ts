@@ -67,7 +67,8 @@ const restore =
 
 const instance = new MastodonApp(`${cfg.stackName}-app`, {
   flavor, tag: hops[hops.length - 1].tag, domain: names[0], connection: app.connection, scripts: app.scripts,
-  adminEmail: cfg.adminEmail, fixture: local, tls, after: [database.installed, ...(restore ? [restore.done] : [])],
+  adminEmail: cfg.adminEmail, fixture: local, tls, after: [database.installed, ...(restore ? [restore.done] : [])], registrations: cfg.registrations,
+  mail: cfg.mail, mailPassword: cfg.secrets.mailSmtpPassword,
 });
 deployedForBackup(instance.deployed);
 

@@ -9,7 +9,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import type { StackConfig } from "../config";
-import { isLocalStack } from "../src/config/schema";
+import { MailConfig, isLocalStack } from "../src/config/schema";
 import type { Flavor } from "../src/upgrade/path";
 import type { HostConnection } from "./host";
 import { HostScripts, scriptEnvironment, scriptsHash, sudoScript } from "./lib/script";
@@ -81,6 +81,18 @@ function tlsParams(tls: TlsArgs | undefined): Record<string, pulumi.Input<string
   };
 }
 
+/** The scripts environment of the mail setting; the password stays the secret Output it came as. */
+function mailParams(mail: MailConfig | undefined, password: pulumi.Input<string> | undefined): Record<string, pulumi.Input<string> | undefined> {
+  if (!mail) return {};
+  return {
+    mailSmtpUrl: mail.smtpUrl,
+    mailFrom: mail.from,
+    mailSmtpStartTls: String(mail.smtpStartTls),
+    mailSmtpLogin: mail.smtpLogin,
+    mailSmtpPassword: mail.smtpLogin === undefined ? undefined : password,
+  };
+}
+
 /**
  * The owner account's name: the e-mail's local part as a Mastodon user name (a-z 0-9 _), e.g.
  * ops@social.coop → ops. Not `admin`, which Mastodon keeps for itself among its reserved names.
@@ -108,6 +120,11 @@ export interface MastodonAppArgs {
   readonly fixture?: boolean;
   /** What must be installed first (the Database). */
   readonly after: pulumi.Resource[];
+  /** The instance's own mail (stack config `mail`, with the secret mailSmtpPassword): SMTP_* in .env.production. */
+  readonly mail?: MailConfig;
+  readonly mailPassword?: pulumi.Input<string>;
+  /** Who may sign up, when the stack config says (set-registrations.sh); unset, the admins decide. */
+  readonly registrations?: "open" | "approved" | "closed";
 }
 
 export class MastodonApp extends pulumi.ComponentResource {
@@ -146,6 +163,7 @@ export class MastodonApp extends pulumi.ComponentResource {
       appSourceStdin: args.fixture ? "1" : undefined,
       ...(args.fixture ? FIXTURE_APP_PARAMS : {}),
       ...tlsParams(args.tls),
+      ...mailParams(args.mail, args.mailPassword),
     });
     this.deployed = new command.remote.Command(
       `${name}-deploy`,
@@ -163,6 +181,17 @@ export class MastodonApp extends pulumi.ComponentResource {
       // A new target is the upgrade chain's: the first release stays what it was.
       { parent: this, dependsOn: after, ignoreChanges: ["environment.COOP_TARGET_TAG"] },
     );
+    if (args.registrations) {
+      // Once per value (no script hash in triggers): an admin's later choice in the admin settings stands
+      // until the config changes.
+      const params = { scriptsFrom: args.scripts.path, registrations: args.registrations, ...(args.fixture ? FIXTURE_UPGRADE_PARAMS : { appFlavor: args.flavor }) };
+      const env = scriptEnvironment(params);
+      new command.remote.Command(
+        `${name}-registrations`,
+        { connection: args.connection, create: sudoScript("set-registrations.sh", env), environment: env, logging: "stdoutAndStderr", addPreviousOutputInEnv: false },
+        { parent: this, dependsOn: [this.deployed] },
+      );
+    }
     this.registerOutputs({ deployed: this.deployed, firstRelease: this.firstRelease });
   }
 }

@@ -21,6 +21,9 @@
 #   COOP_ADMIN_EMAIL, COOP_ADMIN_USERNAME   the owner account a new instance gets (stack config adminEmail);
 #                            its generated password is written to COOP_ADMIN_PASSWORD_FILE
 #                            [/etc/coop/admin-password] (0600), never to the log
+#   COOP_MAIL_SMTP_URL, COOP_MAIL_FROM, COOP_MAIL_SMTP_START_TLS [true], COOP_MAIL_SMTP_LOGIN,
+#   COOP_MAIL_SMTP_PASSWORD  the instance's mail (stack config mail, secret mailSmtpPassword): SMTP_* in
+#                            .env.production's managed block; unset, the block has none
 #   COOP_APP_SOURCE_STDIN [0]  1: the app's source comes on stdin, as a base64 tar of app.bundle (its git
 #                            repository) and adapter.sh, unpacked into COOP_APP_SOURCE_DIR
 #                            [/var/lib/coop/app-source]; for local stacks, whose hosts have no route out
@@ -58,6 +61,7 @@ env_defaults() {
   releases_env_defaults
   app_env_defaults
   tls_env_defaults
+  mail_env_check
   SHARED="${COOP_APP_ROOT}/shared"
   ENV_CHANGED_MARK="${COOP_STATE_DIR}/deploy-app.env-changed"
 }

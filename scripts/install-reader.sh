@@ -28,7 +28,7 @@ source "${SCRIPT_DIR}/lib/common.sh"
 # shellcheck source=lib/backup-install.sh
 source "${SCRIPT_DIR}/lib/backup-install.sh"
 
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+usage() { sed -n '/^# shellcheck /d; 2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 
 # Secrets, moved out of the environment so no child process inherits them.
 READER_KEY=""

@@ -35,7 +35,7 @@ source "${SCRIPT_DIR}/lib/pg.sh"
 # shellcheck source=lib/redis-load.sh
 source "${SCRIPT_DIR}/lib/redis-load.sh"
 
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+usage() { sed -n '/^# shellcheck /d; 2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 
 env_defaults() {
   COOP_BACKUP_ENV_FILE="${COOP_BACKUP_ENV_FILE:-/etc/coop/backup.env}"

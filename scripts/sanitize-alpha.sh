@@ -40,7 +40,7 @@ source "${SCRIPT_DIR}/lib/app-site.sh"
 # shellcheck source=lib/alpha.sh
 source "${SCRIPT_DIR}/lib/alpha.sh"
 
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+usage() { sed -n '/^# shellcheck /d; 2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 
 env_defaults() {
   require_env COOP_ALPHA_DOMAIN

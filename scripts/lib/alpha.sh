@@ -8,7 +8,7 @@
 # shellcheck disable=SC2034 # read by sanitize-alpha.sh
 readonly ALPHA_TABLES=(accounts users oauth_applications oauth_access_tokens oauth_access_grants
   web_push_subscriptions session_activations webauthn_credentials identities login_activities webhooks
-  relays settings)
+  relays settings scheduled_statuses)
 
 # Keys of .env.production that alpha must not keep from prod (prefixes end in _): its names, its secrets
 # that sign or authenticate (a new SECRET_KEY_BASE ends every prod session and signed link; a new VAPID pair
@@ -149,6 +149,9 @@ DELETE FROM identities;
 DELETE FROM login_activities;
 UPDATE webhooks SET enabled = false, secret = replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''), updated_at = now();
 DELETE FROM relays;
+-- Posts members scheduled on prod: alpha would publish them when due, even one its author has since
+-- withdrawn on prod. alpha is a copy; prod keeps and publishes its own.
+DELETE FROM scheduled_statuses;
 -- Second factors and one-time tokens: the columns this Mastodon has (they moved between releases).
 DO \$\$ DECLARE c text; BEGIN
   FOR c IN SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'users'
@@ -181,5 +184,6 @@ union all select 'identities', count(*) from identities
 union all select 'login_activities', count(*) from login_activities
 union all select 'active_webhooks', count(*) from webhooks where enabled
 union all select 'relays', count(*) from relays
+union all select 'scheduled_statuses', count(*) from scheduled_statuses
 union all select 'users_with_otp', count(*) from users where otp_required_for_login
 union all select 'open_registrations', count(*) from settings where var = 'registrations_mode' and value <> E'--- none\\n'"

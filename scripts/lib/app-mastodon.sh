@@ -180,3 +180,10 @@ app_account_exists() { app_tootctl accounts modify "$1" >/dev/null 2>&1; }
 app_account_create_owner() { app_tootctl accounts create "$1" --email "$2" --confirmed --approve --role Owner; }
 
 app_account_reset_password() { app_tootctl accounts modify "$1" --reset-password; }
+
+# app_set_registrations open|approved|closed: Mastodon's own words are open, approved and close.
+app_set_registrations() {
+  local mode="$1"
+  [[ "${mode}" == "closed" ]] && mode=close
+  app_tootctl settings registrations "${mode}" >/dev/null
+}

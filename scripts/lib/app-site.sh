@@ -137,6 +137,52 @@ missing_instance_secrets() {
 readonly MANAGED_BEGIN="# BEGIN settings from the stack config (scripts/deploy-app.sh rewrites this block on every deploy)"
 readonly MANAGED_END="# END settings from the stack config"
 
+# mail_env_check: the instance's mail from the stack config (COOP_MAIL_*), checked before anything
+# changes. Unset COOP_MAIL_SMTP_URL: no SMTP_* in the managed block (lines above it, by hand, stand).
+mail_env_check() {
+  [[ -n "${COOP_MAIL_SMTP_URL:-}" ]] || return 0
+  [[ "${COOP_MAIL_SMTP_URL}" =~ ^smtps?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$ ]] ||
+    die "COOP_MAIL_SMTP_URL '${COOP_MAIL_SMTP_URL}' must be smtps://host[:port] or smtp://host[:port] (the stack config's mail.smtpUrl)"
+  require_env COOP_MAIL_FROM
+  [[ "${COOP_MAIL_FROM}" =~ ^[^[:space:]\'\"@]+@[A-Za-z0-9.-]+$ ]] || die "COOP_MAIL_FROM '${COOP_MAIL_FROM}' is not an e-mail address"
+  [[ "${COOP_MAIL_SMTP_START_TLS:-true}" =~ ^(true|false)$ ]] || die "COOP_MAIL_SMTP_START_TLS must be true or false"
+  if [[ -n "${COOP_MAIL_SMTP_LOGIN:-}" ]]; then
+    [[ "${COOP_MAIL_SMTP_LOGIN}" =~ ^[^[:space:]\'\"\\]+$ ]] || die "COOP_MAIL_SMTP_LOGIN must have no spaces or quotes"
+    # The password never appears in a message: only whether it is usable.
+    [[ -n "${COOP_MAIL_SMTP_PASSWORD:-}" ]] || die "COOP_MAIL_SMTP_LOGIN is set but COOP_MAIL_SMTP_PASSWORD is empty (the stack's secret mailSmtpPassword)"
+    [[ "${COOP_MAIL_SMTP_PASSWORD}" != *"'"* && "${COOP_MAIL_SMTP_PASSWORD}" != *$'\n'* ]] ||
+      die "COOP_MAIL_SMTP_PASSWORD holds a single quote or a line break, which .env.production cannot keep"
+    [[ "${COOP_MAIL_SMTP_URL}" == smtps://* || "${COOP_MAIL_SMTP_START_TLS:-true}" == true ]] ||
+      die "COOP_MAIL_SMTP_LOGIN over smtp:// without STARTTLS would send the password in clear"
+  fi
+}
+
+# render_mail_settings: Mastodon's SMTP_* (config/email.yml) for the checked COOP_MAIL_*. smtps:// is TLS
+# from the first byte (SMTP_TLS); smtp:// upgrades with STARTTLS, always unless told it is a plain relay.
+render_mail_settings() {
+  [[ -n "${COOP_MAIL_SMTP_URL:-}" ]] || return 0
+  local url="${COOP_MAIL_SMTP_URL}" scheme host port
+  scheme=${url%%://*}
+  host=${url#*://}
+  port=${host##*:}
+  [[ "${host}" == *:* ]] || port=$([[ "${scheme}" == smtps ]] && echo 465 || echo 587)
+  host=${host%%:*}
+  printf '%s\n' "SMTP_SERVER=${host}" "SMTP_PORT=${port}" "SMTP_FROM_ADDRESS=${COOP_MAIL_FROM}" "SMTP_DELIVERY_METHOD=smtp"
+  if [[ "${scheme}" == smtps ]]; then
+    printf '%s\n' "SMTP_TLS=true" "SMTP_ENABLE_STARTTLS=never"
+  elif [[ "${COOP_MAIL_SMTP_START_TLS:-true}" == true ]]; then
+    printf '%s\n' "SMTP_ENABLE_STARTTLS=always"
+  else
+    printf '%s\n' "SMTP_ENABLE_STARTTLS=never"
+  fi
+  if [[ -n "${COOP_MAIL_SMTP_LOGIN:-}" ]]; then
+    # Single quotes: Ruby's dotenv and node's take what is inside literally (mail_env_check refused a ').
+    printf '%s\n' "SMTP_AUTH_METHOD=plain" "SMTP_LOGIN=${COOP_MAIL_SMTP_LOGIN}" "SMTP_PASSWORD='${COOP_MAIL_SMTP_PASSWORD}'"
+  else
+    printf '%s\n' "SMTP_AUTH_METHOD=none"
+  fi
+}
+
 # render_managed_settings DOMAIN
 render_managed_settings() {
   printf '%s\n' "${MANAGED_BEGIN}" \
@@ -147,8 +193,9 @@ render_managed_settings() {
     "DB_USER=${COOP_APP_USER:-mastodon}" \
     "DB_PASS=" \
     "REDIS_HOST=127.0.0.1" \
-    "REDIS_PORT=6379" \
-    "${MANAGED_END}"
+    "REDIS_PORT=6379"
+  render_mail_settings
+  printf '%s\n' "${MANAGED_END}"
 }
 
 # render_instance_env DOMAIN ENV_FILE: ENV_FILE as it is (or a new one's header) plus every secret it

@@ -86,8 +86,10 @@ export function parseStackConfig(raw: RawStackConfig, opts: ParseOptions = {}): 
   // The rules across keys run on every section that parsed, so that (say) an upgrade path off the
   // catalog is reported together with a typo in the domain, not after it is fixed.
   const valid = parsed.success ? parsed.data : validSections(plain);
-  const { hosts, versions, stackRole, domain, sshKeys, tls, restore, backup, alerts } = valid;
-  if (hosts && versions && stackRole && domain) problems.push(...crossFieldProblems({ hosts, versions, stackRole, domain, tls, restore, backup, alerts }, raw.stackName));
+  const { hosts, versions, stackRole, domain, sshKeys, tls, restore, backup, alerts, registrations, mail } = valid;
+  if (hosts && versions && stackRole && domain) {
+    problems.push(...crossFieldProblems({ hosts, versions, stackRole, domain, tls, restore, backup, alerts, registrations, mail }, raw.stackName));
+  }
   if (sshKeys) problems.push(...sshKeyProblems(sshKeys, raw));
   let upgrade: UpgradePlan | undefined;
   if (hosts && versions) {
@@ -189,7 +191,7 @@ function fromZodIssue(issue: z.core.$ZodIssue, root: unknown, secretKeys: Readon
 }
 
 /** What the rules across keys read. */
-export type CrossFieldInput = Pick<PlainConfig, "hosts" | "versions" | "stackRole" | "domain"> & Partial<Pick<PlainConfig, "tls" | "restore" | "backup" | "alerts">>;
+export type CrossFieldInput = Pick<PlainConfig, "hosts" | "versions" | "stackRole" | "domain"> & Partial<Pick<PlainConfig, "tls" | "restore" | "backup" | "alerts" | "registrations" | "mail">>;
 
 function hostsOf(cfg: Pick<PlainConfig, "hosts">): [HostName, HostConfig][] {
   const hosts: [HostName, HostConfig][] = [["primary", cfg.hosts.primary]];
@@ -395,6 +397,11 @@ export function crossFieldProblems(cfg: CrossFieldInput, stackName: string): Con
   } else if (cfg.restore?.from === "prod" && cfg.stackRole !== "alpha") {
     out.push(problem(["restore", "from"], `is "prod" but only alpha is a copy of prod; ${cfg.stackRole} starts from nothing`, "pulumi config rm --path 'restore'"));
   }
+  if (cfg.stackRole === "alpha" && cfg.registrations !== undefined) {
+    out.push(
+      problem(["registrations"], `is set on alpha, a copy of prod that nobody signs up to: sanitize-alpha.sh keeps sign-ups closed`, "pulumi config rm registrations"),
+    );
+  }
   if (cfg.restore?.stack !== undefined && cfg.restore.from !== "prod") {
     out.push(problem(["restore", "stack"], `is set but restore.from is "${cfg.restore.from}": only a restore from prod reads another stack`, "pulumi config rm --path 'restore.stack'"));
   }
@@ -406,6 +413,14 @@ export function crossFieldProblems(cfg: CrossFieldInput, stackName: string): Con
   }
   if (alerts?.smtpLogin !== undefined && !alerts.smtpStartTls && alerts.smtpUrl?.startsWith("smtp://")) {
     out.push(problem(["alerts", "smtpStartTls"], "is false with alerts.smtpLogin set: the SMTP password would travel in clear", "pulumi config set --path 'alerts.smtpStartTls' true"));
+  }
+
+  const mail = cfg.mail;
+  if (mail && cfg.stackRole === "alpha") {
+    out.push(problem(["mail"], "is set on alpha, which never mails (sanitize-alpha.sh writes its mail to files)", "pulumi config rm mail"));
+  }
+  if (mail?.smtpLogin !== undefined && !mail.smtpStartTls && mail.smtpUrl.startsWith("smtp://")) {
+    out.push(problem(["mail", "smtpStartTls"], "is false with mail.smtpLogin set: the SMTP password would travel in clear", "pulumi config set --path 'mail.smtpStartTls' true"));
   }
 
   const readers = cfg.backup?.readers ?? [];

@@ -188,6 +188,11 @@ export const restoreSchema = z.strictObject({
 });
 export type RestoreConfig = z.infer<typeof restoreSchema>;
 
+/** The SMTP URL form alerts and the instance's own mail share: smtps:// (TLS at once) or smtp:// (STARTTLS). */
+const SMTP_URL = z
+  .string()
+  .regex(/^smtps?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/, { error: 'expected "smtps://host:465" or "smtp://host:587" (STARTTLS)' });
+
 /**
  * Where the hosts send their alerts (scripts/alert.sh, installed by components/alerts.ts): e-mail through
  * an SMTP server and/or a webhook (the secret alertWebhookUrl). The SMTP password is the secret
@@ -196,10 +201,7 @@ export type RestoreConfig = z.infer<typeof restoreSchema>;
 export const alertsSchema = z.strictObject({
   email: z.array(z.email({ error: "expected an e-mail address" })).default([]),
   from: z.email({ error: "expected the sender's e-mail address" }).optional(),
-  smtpUrl: z
-    .string()
-    .regex(/^smtps?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/, { error: 'expected "smtps://host:465" or "smtp://host:587" (STARTTLS)' })
-    .optional(),
+  smtpUrl: SMTP_URL.optional(),
   smtpLogin: z.string().min(1).optional(),
   /** false only for a relay without TLS that takes no login (a local stack's test listener). */
   smtpStartTls: z.boolean().default(true),
@@ -211,6 +213,20 @@ export const alertsSchema = z.strictObject({
   certMinDays: z.number().int().min(1).max(60).default(14),
 });
 export type AlertsConfig = z.infer<typeof alertsSchema>;
+
+/**
+ * The instance's own mail (sign-ups, password resets, notifications): SMTP_* in .env.production's managed
+ * block (scripts/lib/app-site.sh). The password is the secret mailSmtpPassword, needed with smtpLogin.
+ * Not on alpha, which never mails (sanitize-alpha.sh).
+ */
+export const mailSchema = z.strictObject({
+  smtpUrl: SMTP_URL,
+  from: z.email({ error: "expected the sender's e-mail address, like notifications@social.coop" }),
+  smtpLogin: z.string().regex(/^[^\s'"\\]+$/, { error: "expected the SMTP user name, without spaces or quotes" }).optional(),
+  /** false only for a relay without TLS that takes no login (a local stack's test listener). */
+  smtpStartTls: z.boolean().default(true),
+});
+export type MailConfig = z.infer<typeof mailSchema>;
 
 export const plainConfigSchema = z.strictObject({
   stackRole: z.enum(STACK_ROLES),
@@ -230,11 +246,17 @@ export const plainConfigSchema = z.strictObject({
   tls: tlsSchema.default({ acmeServer: LETS_ENCRYPT }),
   restore: restoreSchema.optional(),
   alerts: alertsSchema.optional(),
+  mail: mailSchema.optional(),
+  /**
+   * Who may sign up (Mastodon's registrations_mode; approved: a moderator approves each sign-up), set after the first deploy and again whenever this
+   * changes (scripts/set-registrations.sh); unset, the admins decide in the admin settings. Not on alpha.
+   */
+  registrations: z.enum(["open", "approved", "closed"]).optional(),
 });
 export type PlainConfig = z.infer<typeof plainConfigSchema>;
 
 /** Keys whose value Pulumi hands over as a JSON document (set with `--path` or as YAML maps). */
-export const OBJECT_KEYS: ReadonlySet<string> = new Set(["sshKeys", "hosts", "versions", "backup", "localCloud", "tls", "restore", "alerts"]);
+export const OBJECT_KEYS: ReadonlySet<string> = new Set(["sshKeys", "hosts", "versions", "backup", "localCloud", "tls", "restore", "alerts", "mail"]);
 
 /**
  * An example value per key path, used to write the fix into every error message.
@@ -296,6 +318,12 @@ export const EXAMPLES: Record<string, string> = {
   "alerts.walMaxLagSeconds": "300",
   "alerts.diskMaxPercent": "85",
   "alerts.certMinDays": "14",
+  registrations: "open",
+  mail: '{"smtpUrl": "smtp://smtp.example.org:587", "from": "notifications@social.coop", "smtpLogin": "notifications@social.coop"}',
+  "mail.smtpUrl": "smtp://smtp.example.org:587",
+  "mail.from": "notifications@social.coop",
+  "mail.smtpLogin": "notifications@social.coop",
+  "mail.smtpStartTls": "true",
 };
 
 /**

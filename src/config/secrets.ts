@@ -27,6 +27,7 @@ export const SECRET_KEYS = [
   "s3SecretAccessKey",
   "alertSmtpPassword",
   "alertWebhookUrl",
+  "mailSmtpPassword",
 ] as const;
 export type SecretKey = (typeof SECRET_KEYS)[number];
 
@@ -74,6 +75,13 @@ export const SECRET_SPECS: readonly SecretSpec[] = [
     key: "s3SecretAccessKey",
     purpose: "secret key of the S3 backup repository",
     requiredWhen: (cfg) => cfg.backup.s3 !== undefined,
+  },
+  {
+    key: "mailSmtpPassword",
+    purpose: "password of mail.smtpLogin on the SMTP server the instance mails through",
+    requiredWhen: (cfg) => cfg.mail?.smtpLogin !== undefined,
+    // .env.production holds it in single quotes (both dotenv readers take those literally).
+    check: (v) => (/['\n\r]/.test(v) ? "holds a single quote or a line break, which .env.production cannot keep: choose another password" : minLength(8)(v)),
   },
   { key: "alertSmtpPassword", purpose: "password of alerts.smtpLogin on the SMTP server alerts go through", requiredWhen: (cfg) => cfg.alerts?.smtpLogin !== undefined },
   {

@@ -14,9 +14,9 @@ beforeEach(() => {
 });
 afterEach(() => tmp.remove());
 
-/** render_instance_env for `file`, as deploy-app.sh calls it. */
-async function render(file: string): Promise<string> {
-  const r = await run("bash", ["-c", `set -euo pipefail; source "${LIB}/common.sh"; source "${LIB}/app-site.sh"; render_instance_env social.coop.test "$1"`, "render", file]);
+/** render_instance_env for `file`, as deploy-app.sh calls it (after its mail_env_check). */
+async function render(file: string, env: Record<string, string> = {}): Promise<string> {
+  const r = await run("bash", ["-c", `set -euo pipefail; source "${LIB}/common.sh"; source "${LIB}/app-site.sh"; mail_env_check; render_instance_env social.coop.test "$1"`, "render", file], { env });
   return r.stdout;
 }
 
@@ -105,5 +105,32 @@ describe("the instance's own secrets", () => {
     const again = await render(imported);
     expect(again).toBe(out);
     expect(again.split("\n").filter((l) => l.startsWith("# BEGIN settings from the stack config"))).toHaveLength(1);
+  });
+
+  it("the stack's mail goes in the block as Mastodon's SMTP_* for each kind of server, the password single-quoted; bad settings are refused", async () => {
+    const file = join(tmp.path, "absent");
+    const MAIL = { COOP_MAIL_FROM: "notifications@social.coop.test" };
+    const tls = parse(await render(file, { ...MAIL, COOP_MAIL_SMTP_URL: "smtps://smtp.example.org", COOP_MAIL_SMTP_LOGIN: "n@social.coop.test", COOP_MAIL_SMTP_PASSWORD: "p a#ss$word" }));
+    expect(tls).toMatchObject({ SMTP_SERVER: "smtp.example.org", SMTP_PORT: "465", SMTP_TLS: "true", SMTP_ENABLE_STARTTLS: "never", SMTP_AUTH_METHOD: "plain", SMTP_LOGIN: "n@social.coop.test", SMTP_PASSWORD: "'p a#ss$word'", SMTP_FROM_ADDRESS: MAIL.COOP_MAIL_FROM, SMTP_DELIVERY_METHOD: "smtp" });
+    const starttls = parse(await render(file, { ...MAIL, COOP_MAIL_SMTP_URL: "smtp://smtp.example.org:2587", COOP_MAIL_SMTP_LOGIN: "n", COOP_MAIL_SMTP_PASSWORD: "secret-pw" }));
+    expect(starttls).toMatchObject({ SMTP_PORT: "2587", SMTP_ENABLE_STARTTLS: "always" });
+    expect(starttls.SMTP_TLS).toBeUndefined();
+    const relay = parse(await render(file, { ...MAIL, COOP_MAIL_SMTP_URL: "smtp://10.0.0.1:2525", COOP_MAIL_SMTP_START_TLS: "false" }));
+    expect(relay).toMatchObject({ SMTP_SERVER: "10.0.0.1", SMTP_PORT: "2525", SMTP_ENABLE_STARTTLS: "never", SMTP_AUTH_METHOD: "none" });
+    expect(relay.SMTP_LOGIN).toBeUndefined();
+    expect(Object.keys(parse(await render(file))).filter((k) => k.startsWith("SMTP_"))).toEqual([]);
+    const refused: [Record<string, string>, RegExp][] = [
+      [{ ...MAIL, COOP_MAIL_SMTP_URL: "smtp.example.org" }, /must be smtps:\/\/host\[:port\]/],
+      [{ COOP_MAIL_SMTP_URL: "smtps://smtp.example.org" }, /COOP_MAIL_FROM/],
+      [{ ...MAIL, COOP_MAIL_SMTP_URL: "smtps://smtp.example.org", COOP_MAIL_SMTP_LOGIN: "n" }, /COOP_MAIL_SMTP_PASSWORD is empty/],
+      [{ ...MAIL, COOP_MAIL_SMTP_URL: "smtps://smtp.example.org", COOP_MAIL_SMTP_LOGIN: "n", COOP_MAIL_SMTP_PASSWORD: "it's" }, /single quote/],
+      [{ ...MAIL, COOP_MAIL_SMTP_URL: "smtp://smtp.example.org", COOP_MAIL_SMTP_START_TLS: "false", COOP_MAIL_SMTP_LOGIN: "n", COOP_MAIL_SMTP_PASSWORD: "secret-pw" }, /in clear/],
+    ];
+    for (const [env, message] of refused) {
+      const r = await run("bash", ["-c", `set -euo pipefail; source "${LIB}/common.sh"; source "${LIB}/app-site.sh"; mail_env_check`], { env, allowFailure: true });
+      expect(r.code, JSON.stringify(env)).not.toBe(0);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr).not.toContain("secret-pw");
+    }
   });
 });

@@ -16,6 +16,7 @@ export const SECRET_VALUES = {
   s3SecretAccessKey: "S3-SECRET-KEY-wJalrXUtnFEMI-K7MDENG",
   alertSmtpPassword: "ALERT-SMTP-PASSWORD-b8d1e4",
   alertWebhookUrl: "https://hooks.example.org/ALERT-WEBHOOK-TOKEN-93fa",
+  mailSmtpPassword: "MAIL-SMTP-PASSWORD-5c7a90",
 } as const;
 
 export interface TestConfig {

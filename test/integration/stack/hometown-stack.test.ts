@@ -1,6 +1,7 @@
 // The Hometown flavor deploys the same way as Mastodon: a town-shaped local stack (one host, the
 // `hometown` role) brought up from nothing with the real engine gets the fixture app's Hometown-style
-// release (`v1.2.0+hometown-1.0.0`) over HTTPS, its owner account and its units; then destroy.
+// release (`v1.2.0+hometown-1.0.0`) over HTTPS, its owner account and its units, with sign-ups open as
+// Pulumi.town.yaml sets them (and changed only when the config changes); then destroy.
 import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
@@ -47,6 +48,7 @@ beforeAll(async () => {
     config: {
       ...acme.config,
       stackRole: "town",
+      registrations: "open",
       hosts: JSON.stringify({ primary: host }),
       versions: JSON.stringify({ hometown: "v4.5.11+hometown-1.2.1", postgres: 15 }),
       localCloud: JSON.stringify({ network: NETWORK, subnet4: `${SUBNET}.0/24`, subnet6: "fd42:231:10::/64" }),
@@ -82,6 +84,26 @@ describe("a Hometown stack from nothing (real engine, a real machine)", () => {
     expect(out.lastDrill?.value).toBeUndefined();
     expect(out.upgradePath.value).toBe("v1.2.0+hometown-1.0.0");
   });
+
+  it("opens sign-ups as the config says, changes them when it changes, and leaves the admins' own choice alone otherwise", async () => {
+    const hostKey = String((await stack.outputs()).primaryHostKey.value);
+    const instance = () => JSON.parse(ssh(`curl -fsS --max-time 5 --resolve ${NAME}:443:127.0.0.1 https://${NAME}/api/v1/instance`, hostKey).out) as { registrations: boolean; approval_required: boolean };
+    const mode = () => ssh(`sudo -u postgres psql -X -A -t -d mastodon_production -c "select value from settings where var = 'registrations_mode'"`, hostKey).out.trim();
+    expect(instance()).toMatchObject({ registrations: true, approval_required: false });
+    expect(mode()).toBe("--- open");
+    expect(logs.join("\n")).toContain("registrations: open");
+    // An admin closes sign-ups in the admin settings: an unchanged config runs nothing and keeps that.
+    expect(ssh(`sudo -u postgres psql -X -q -d mastodon_production -c "update settings set value = E'--- none\\\\n' where var = 'registrations_mode'"`, hostKey).code).toBe(0);
+    expect(instance().registrations).toBe(false);
+    const same = await stack.up({ onOutput: log });
+    expect(Object.keys(same.summary.resourceChanges ?? {})).toEqual(["same"]);
+    expect(instance().registrations).toBe(false);
+    // The config changes: that one command runs again.
+    await stack.setConfig("socialcoop:registrations", { value: "approved" });
+    const changed = await stack.up({ onOutput: log });
+    expect(changed.summary.resourceChanges?.update).toBe(1);
+    expect(instance()).toMatchObject({ registrations: true, approval_required: true });
+  }, 10 * MINUTE);
 
   it("destroy removes the machine and the bridge", async () => {
     const result = await stack.destroy({ onOutput: log });

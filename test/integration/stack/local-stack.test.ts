@@ -13,6 +13,7 @@ import { run } from "../../../src/local/run";
 import { AcmeServer, startAcmeServer } from "../../../tools/acme-server";
 import { localSecrets, openLocalStack } from "../../../tools/local-stack";
 import { FakeGitlab, TOKEN } from "../../support/fake-gitlab";
+import { startFediverseHost } from "../../support/fediverse-host";
 import { startSmtpListener, type SmtpListener } from "../../support/smtp-listener";
 import { startWebhookListener, type WebhookListener } from "../../support/webhook-listener";
 import { prodCredentials } from "./prod-credentials";
@@ -23,6 +24,9 @@ const SUBNET = "10.231.9";
 const PRIMARY = `${SUBNET}.11`;
 const SECONDARY = `${SUBNET}.12`;
 const PROBE_NS = "coop-wst-probe";
+// Another server of the fediverse, in its own namespace on the bridge: the restored remote accounts' inboxes.
+const FEDI_NS = "coop-wst-fedi";
+const FEDI = `${SUBNET}.98`;
 const MINUTE = 60_000;
 // Where the hosts' alerts go: listeners this test runs on the bridge's gateway address, once it exists.
 const SMTP_PORT = 2525;
@@ -102,20 +106,20 @@ function backupLabels(info: string): string {
   return (JSON.parse(info) as { backup: { label: string }[] }[])[0].backup.map((b) => b.label).join(" ");
 }
 
-/** A third machine on the stack's bridge, to send packets from outside the hosts. */
-function addProbe(): void {
-  removeProbe();
-  execFileSync("ip", ["netns", "add", PROBE_NS]);
-  execFileSync("ip", ["link", "add", "coopwstprobe", "type", "veth", "peer", "name", "eth0", "netns", PROBE_NS]);
-  execFileSync("ip", ["link", "set", "coopwstprobe", "master", NETWORK, "up"]);
-  sh("ip", ["addr", "add", `${SUBNET}.99/24`, "dev", "eth0"], { netns: PROBE_NS });
-  sh("ip", ["link", "set", "eth0", "up"], { netns: PROBE_NS });
-  sh("ip", ["link", "set", "lo", "up"], { netns: PROBE_NS });
+/** A third machine on the stack's bridge, to send packets from outside the hosts (or to receive them). */
+function addProbe(ns = PROBE_NS, veth = "coopwstprobe", address = `${SUBNET}.99`): void {
+  removeProbe(ns, veth);
+  execFileSync("ip", ["netns", "add", ns]);
+  execFileSync("ip", ["link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns]);
+  execFileSync("ip", ["link", "set", veth, "master", NETWORK, "up"]);
+  sh("ip", ["addr", "add", `${address}/24`, "dev", "eth0"], { netns: ns });
+  sh("ip", ["link", "set", "eth0", "up"], { netns: ns });
+  sh("ip", ["link", "set", "lo", "up"], { netns: ns });
 }
 
-function removeProbe(): void {
-  spawnSync("ip", ["link", "del", "coopwstprobe"]);
-  spawnSync("ip", ["netns", "del", PROBE_NS]);
+function removeProbe(ns = PROBE_NS, veth = "coopwstprobe"): void {
+  spawnSync("ip", ["link", "del", veth]);
+  spawnSync("ip", ["netns", "del", ns]);
 }
 
 /** Everything a local stack may leave on this computer, as text (empty = nothing). */
@@ -147,6 +151,8 @@ beforeAll(async () => {
       backup: JSON.stringify({ readers: ["alpha"] }),
       // Plain SMTP without login: the listener stands for a relay; a real stack uses smtps:// or STARTTLS.
       alerts: JSON.stringify({ email: ["ops@social.coop.test"], from: "alerts@social.coop.test", smtpUrl: `smtp://${SUBNET}.1:${SMTP_PORT}`, smtpStartTls: false }),
+      // The instance's own mail goes through the same listener (SMTP_* in .env.production's managed block).
+      mail: JSON.stringify({ smtpUrl: `smtp://${SUBNET}.1:${SMTP_PORT}`, from: "notifications@social.coop.test", smtpStartTls: false }),
     },
     secrets: { ...secrets, alertWebhookUrl: `http://${SUBNET}.1:${WEBHOOK_PORT}/hook/${WEBHOOK_TOKEN}` },
     log,
@@ -158,6 +164,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   removeProbe();
+  removeProbe(FEDI_NS, "coopwstfedi");
   await smtp?.close();
   await webhook?.close();
   if (stack) {
@@ -527,13 +534,17 @@ describe("pulumi up of the local stack from nothing (real engine, real machines)
     beforeAll(async () => {
       const keys = await hostKeys();
       // prod holds what must never act again from alpha, and a queued job in its Redis.
-      const creds = prodCredentials();
+      const creds = prodCredentials(FEDI);
       prodKeys = creds.privateKeys;
       const readers = (await stack.outputs()).backupReaders.value as Record<string, { privateKey: string }>;
       grantKey = Buffer.from(readers.alpha.privateKey, "base64").toString("utf8");
       const loaded = ssh(PRIMARY, keys.primary, "sudo -u postgres psql -X -q -d mastodon_production", [], {}, creds.sql);
       expect(loaded.code, loaded.out).toBe(0);
-      expect(ssh(PRIMARY, keys.primary, `redis-cli lpush queue:push '{"class":"Web::PushNotificationWorker"}'`).code).toBe(0);
+      // A delivery Sidekiq holds for later (its `schedule` set): restored as is, it would go out from alpha.
+      const scheduled = `{"class":"ActivityPub::DeliveryWorker","queue":"push","jid":"prod-scheduled","args":["{}",1,"https://remote.example/inbox"]}`;
+      expect(ssh(PRIMARY, keys.primary, `redis-cli zadd schedule 4102444800 '${scheduled}'`).code).toBe(0);
+      // prod mails through its relay (the test's SMTP listener, stack config `mail`); alpha restores that file.
+      expect(ssh(PRIMARY, keys.primary, "sudo grep -c '^SMTP_SERVER=' /home/mastodon/shared/.env.production").out.trim()).toBe("1");
       const backup = ssh(PRIMARY, keys.primary, "sudo systemctl start coop-backup.service && sudo journalctl -u coop-backup.service --no-pager -o cat | tail -n 3");
       expect(backup.code, backup.out).toBe(0);
       prodBackups = backupLabels(ssh(SECONDARY, keys.secondary, "sudo -u coop-backup pgbackrest --stanza=main --output=json info").out);
@@ -579,11 +590,11 @@ describe("pulumi up of the local stack from nothing (real engine, real machines)
       const counts = alphaPsql(
         "select (select count(*) from oauth_access_tokens) || ' ' || (select count(*) from oauth_access_grants) || ' ' || (select count(*) from session_activations) || ' ' || " +
           "(select count(*) from web_push_subscriptions) || ' ' || (select count(*) from webhooks where enabled) || ' ' || (select count(*) from relays) || ' ' || " +
-          "(select count(*) from webauthn_credentials) || ' ' || (select count(*) from users where otp_required_for_login)",
+          "(select count(*) from webauthn_credentials) || ' ' || (select count(*) from users where otp_required_for_login) || ' ' || (select count(*) from scheduled_statuses)",
       );
-      expect(counts, "tokens grants sessions subscriptions webhooks relays webauthn otp").toBe("0 0 0 0 0 0 0 0");
+      expect(counts, "tokens grants sessions subscriptions webhooks relays webauthn otp scheduled").toBe("0 0 0 0 0 0 0 0 0");
       expect(alphaPsql("select count(*) from oauth_applications where secret = 'prod-app-secret'")).toBe("0");
-      expect(alphaSsh("redis-cli exists queue:push").out.trim()).toBe("0");
+      expect(alphaSsh("redis-cli exists schedule").out.trim()).toBe("0");
       // WAL goes nowhere: the repositories are prod's and alpha cannot write them.
       expect(alphaPsql("show archive_mode")).toBe("off");
     });
@@ -599,6 +610,59 @@ describe("pulumi up of the local stack from nothing (real engine, real machines)
       expect(counter.code, counter.out).toBe(0);
       expect(counter.out).toMatch(/packets [1-9]/);
     });
+
+    it("alpha's workers run delivery and mail jobs queued from restored data: the fediverse host gets 0 connections, the relay 0 mails; prod's get through", async () => {
+      smtp ??= await startSmtpListener(`${SUBNET}.1`, SMTP_PORT);
+      addProbe(FEDI_NS, "coopwstfedi", FEDI);
+      const fediverse = await startFediverseHost(FEDI_NS, FEDI);
+      const keys = await hostKeys();
+      const onProd = (command: string, input?: string) => ssh(PRIMARY, keys.primary, command, [], {}, input);
+      const toMembers = () => smtp?.messages.filter((m) => m.to.some((t) => t.startsWith("member"))).length ?? 0;
+      try {
+        // What Mastodon's workers would be asked after a post and a sign-up: a Create to each remote
+        // follower's inbox (ActivityPub::DeliveryWorker) and a mail to members (ActionMailer), from the data.
+        const jobs: [string, string][] = [
+          ["push", "select json_build_object('class', 'ActivityPub::DeliveryWorker', 'queue', 'push', 'jid', 'delivery-' || r.id, 'args', json_build_array('{\"type\":\"Create\"}', l.id, r.inbox_url)) from accounts r, (select min(id) id from accounts where domain is null) l where r.domain is not null and r.inbox_url <> '' order by r.id;"],
+          ["mailers", "select json_build_object('class', 'ActionMailer::MailDeliveryJob', 'queue', 'mailers', 'jid', 'mail-' || id, 'args', json_build_array('UserMailer', 'welcome', 'deliver_now', email)) from users where email like 'member%' order by id limit 2;"],
+        ];
+        const work = async (on: (command: string, input?: string) => { code: number; out: string }) => {
+          const since = on("date '+%Y-%m-%d %H:%M:%S'").out.trim();
+          for (const [queue, sql] of jobs) {
+            const queued = on(`sudo -u postgres psql -X -A -t -q -d mastodon_production -f - | while IFS= read -r job; do redis-cli lpush queue:${queue} "$job" >/dev/null; done`, sql);
+            expect(queued.code, queued.out).toBe(0);
+          }
+          const journal = () => on(`sudo journalctl -u coop-fixture-sidekiq.service --since '${since}' --no-pager -o cat | grep -E '^sidekiq: (ActivityPub::DeliveryWorker|mail) '; true`).out.trim().split("\n").filter(Boolean);
+          const until = Date.now() + 60_000;
+          while (journal().length < 4 && Date.now() < until) await new Promise((r) => setTimeout(r, 1000));
+          expect(on("redis-cli llen queue:push; redis-cli llen queue:mailers").out.trim().split("\n"), "the queues drained").toEqual(["0", "0"]);
+          return journal();
+        };
+        // prod's relay came with the restored .env.production; sanitize-alpha.sh left only file delivery.
+        const smtpLines = alphaSsh("sudo grep -E '^SMTP_' /home/mastodon/shared/.env.production").out.trim().split("\n");
+        expect(smtpLines).toContain("SMTP_DELIVERY_METHOD=file");
+        expect(smtpLines.filter((l) => /^SMTP_(SERVER|PORT|LOGIN|PASSWORD|AUTH_METHOD|ENABLE_STARTTLS|TLS)=/.test(l)), "prod's relay settings on alpha").toEqual([]);
+        const onAlpha = (command: string, input?: string) => alphaSsh(command, input);
+        const mailsBefore = toMembers();
+        const alphaRan = await work(onAlpha);
+        log(`alpha's worker:\n${alphaRan.join("\n")}`);
+        expect(alphaRan.filter((l) => / to https?:\/\/.*: failed \(/.test(l)), "both deliveries ran and failed").toHaveLength(2);
+        expect(alphaRan.filter((l) => /written to .*\(SMTP_DELIVERY_METHOD=file\)$/.test(l)), "both mails went to files").toHaveLength(2);
+        expect(fediverse.connections, "connections the fediverse host saw while alpha worked").toEqual([]);
+        expect(toMembers() - mailsBefore, "mails the relay got from alpha").toBe(0);
+        expect(alphaSsh("sudo ls /home/mastodon/current/tmp/mails").out.trim().split("\n").filter((f) => f.startsWith("member"))).toHaveLength(2);
+        // The control: the same jobs from prod's own copy of the data reach both (the test could fail).
+        const prodRan = await work(onProd);
+        log(`prod's worker:\n${prodRan.join("\n")}`);
+        expect(prodRan.filter((l) => /: delivered \(HTTP 202\)$/.test(l)), prodRan.join("\n")).toHaveLength(1);
+        expect(new Set(fediverse.connections.map((c) => `${c.port} ${c.peer}`)), "prod reached both inboxes").toEqual(new Set([`80 ${PRIMARY}`, `443 ${PRIMARY}`]));
+        const until = Date.now() + 10_000;
+        while (toMembers() - mailsBefore < 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 500));
+        expect(toMembers() - mailsBefore, "mails the relay got from prod").toBe(2);
+      } finally {
+        fediverse.stop();
+        removeProbe(FEDI_NS, "coopwstfedi");
+      }
+    }, 5 * MINUTE);
 
     it("alpha's way into prod's backups reads and changes nothing: expire, a backup and archive-push are refused", async () => {
       const keys = await hostKeys();

@@ -1,7 +1,8 @@
 // What makes a restore of prod dangerous to run as alpha, put into the local prod stack's database: the
 // fixture app's accounts table gets Mastodon's key columns, and the tables sanitize-alpha.sh cleans are
 // made with their Mastodon types (test/fixtures/mastodon/schema.sql) and given rows that could act as
-// prod: actor keys, OAuth tokens and grants, sessions, push subscriptions, second factors, webhooks, a relay.
+// prod: actor keys, OAuth tokens and grants, sessions, push subscriptions, second factors, webhooks, a relay,
+// and followers on other servers whose inboxes a delivery job would POST to.
 import { generateKeyPairSync } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -9,7 +10,7 @@ import { join } from "node:path";
 /** The tables sanitize-alpha.sh needs besides accounts (scripts/lib/alpha.sh, ALPHA_TABLES). */
 const TABLES = [
   "users", "oauth_applications", "oauth_access_tokens", "oauth_access_grants", "web_push_subscriptions", "session_activations",
-  "webauthn_credentials", "identities", "login_activities", "webhooks", "relays", "settings",
+  "webauthn_credentials", "identities", "login_activities", "webhooks", "relays", "settings", "scheduled_statuses",
 ] as const;
 
 export interface ProdCredentials {
@@ -32,7 +33,8 @@ function createStatements(): string {
 
 const quote = (s: string) => `'${s.replace(/'/g, "''")}'`;
 
-export function prodCredentials(localAccounts = 3): ProdCredentials {
+/** `fediverse`: the address of the test's "other server", where the remote accounts' inboxes are. */
+export function prodCredentials(fediverse: string, localAccounts = 3): ProdCredentials {
   const privateKeys: string[] = [];
   const accounts: string[] = [];
   for (let i = 0; i < localAccounts; i++) {
@@ -41,14 +43,18 @@ export function prodCredentials(localAccounts = 3): ProdCredentials {
     privateKeys.push(pem);
     accounts.push(`(${quote(`member${i}`)}, NULL, ${quote(pem)}, ${quote(publicKey.export({ type: "spki", format: "pem" }).toString())})`);
   }
-  accounts.push(`('remote0', 'remote.example', NULL, '-----BEGIN PUBLIC KEY-----\nremote\n-----END PUBLIC KEY-----\n')`);
+  const remoteKey = "'-----BEGIN PUBLIC KEY-----\nremote\n-----END PUBLIC KEY-----\n'";
+  // One inbox over http (a delivery that gets through is answered) and one over https.
+  const remotes = [`('remote0', 'remote.example', NULL, ${remoteKey}, 'http://${fediverse}/users/remote0/inbox')`, `('remote1', 'remote.example', NULL, ${remoteKey}, 'https://${fediverse}/users/remote1/inbox')`];
   const sql = `
 \\set ON_ERROR_STOP on
 BEGIN;
 ALTER TABLE accounts ADD COLUMN IF NOT EXISTS domain character varying, ADD COLUMN IF NOT EXISTS private_key text,
-  ADD COLUMN IF NOT EXISTS public_key text NOT NULL DEFAULT '', ADD COLUMN IF NOT EXISTS updated_at timestamp without time zone NOT NULL DEFAULT now();
+  ADD COLUMN IF NOT EXISTS public_key text NOT NULL DEFAULT '', ADD COLUMN IF NOT EXISTS updated_at timestamp without time zone NOT NULL DEFAULT now(),
+  ADD COLUMN IF NOT EXISTS inbox_url character varying NOT NULL DEFAULT '';
 ${createStatements()}
 INSERT INTO accounts (username, domain, private_key, public_key) VALUES ${accounts.join(",\n  ")};
+INSERT INTO accounts (username, domain, private_key, public_key, inbox_url) VALUES ${remotes.join(",\n  ")};
 INSERT INTO users (email, created_at, updated_at, account_id, otp_required_for_login, otp_secret, encrypted_password)
   SELECT username || '@social.coop.test', now(), now(), id, id % 2 = 0, CASE WHEN id % 2 = 0 THEN 'JBSWY3DPEHPK3PXP' END, '$2a$10$prodhash'
   FROM accounts WHERE domain IS NULL AND username LIKE 'member%';
@@ -64,6 +70,7 @@ INSERT INTO webauthn_credentials (external_id, public_key, nickname, created_at,
 INSERT INTO identities (provider, uid, created_at, updated_at, user_id) SELECT 'openid_connect', 'sub-' || id, now(), now(), id FROM users;
 INSERT INTO login_activities (user_id, authentication_method, success, ip, created_at) SELECT id, 'password', true, '192.0.2.7', now() FROM users;
 INSERT INTO webhooks (url, events, secret, enabled, created_at, updated_at) VALUES ('https://hooks.example/prod', '{report.created}', 'prod-webhook-secret', true, now(), now());
+INSERT INTO scheduled_statuses (account_id, scheduled_at, params) SELECT id, now() + interval '1 day', '{"text": "a post for tomorrow"}' FROM accounts WHERE domain IS NULL AND username LIKE 'member%';
 INSERT INTO relays (inbox_url, created_at, updated_at, state) VALUES ('https://relay.example/inbox', now(), now(), 2);
 INSERT INTO settings (var, value, created_at, updated_at) VALUES ('registrations_mode', E'--- open\\n', now(), now());
 COMMIT;

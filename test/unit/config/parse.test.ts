@@ -208,6 +208,15 @@ const CASES: BadCase[] = [
   { name: "spare and matrix on alpha: one fix for both", base: alphaConfig, mutate: (c) => (hosts(c).primary.roles = ["hometown", "matrix", "spare"]), path: "hosts.primary.roles", message: /has no hot spare/, fix: /^pulumi config set --path 'hosts.primary.roles' '\["hometown"\]'$/ },
   { name: "matrix and spare on alpha: one fix for both", base: alphaConfig, mutate: (c) => (hosts(c).primary.roles = ["hometown", "matrix", "spare"]), path: "hosts.primary.roles", message: /"matrix" is served only by the prod stack/, fix: /^pulumi config set --path 'hosts.primary.roles' '\["hometown"\]'$/ },
   { name: "no app role keeps matrix", mutate: (c) => (hosts(c).primary.roles = ["matrix"]), path: "hosts.primary.roles", message: /no host serves the instance/, fix: /^pulumi config set --path 'hosts.primary.roles' '\["matrix","mastodon"\]'$/ },
+  { name: "mail on alpha", base: alphaConfig, mutate: (c) => (c.mail = { smtpUrl: "smtps://smtp.example.org:465", from: "n@social.coop" }), path: "mail", message: /is set on alpha, which never mails/, fix: /^pulumi config rm mail$/ },
+  { name: "mail without a sender", mutate: (c) => (c.mail = { smtpUrl: "smtps://smtp.example.org:465" }), path: "mail.from", message: /is missing/, fix: /--path 'mail.from' notifications@social.coop/ },
+  { name: "mail through a bare host", mutate: (c) => (c.mail = { smtpUrl: "smtp.example.org", from: "n@social.coop" }), path: "mail.smtpUrl", message: /expected "smtps:\/\/host:465" or "smtp:\/\/host:587"/, fix: /--path 'mail.smtpUrl' smtp:\/\/smtp.example.org:587/ },
+  { name: "mail login in clear", mutate: (c) => (c.mail = { smtpUrl: "smtp://smtp.example.org:25", from: "n@social.coop", smtpLogin: "n", smtpStartTls: false }), path: "mail.smtpStartTls", message: /the SMTP password would travel in clear/, fix: /--path 'mail.smtpStartTls' true/ },
+  { name: "mail login without its password", mutate: (c) => (c.mail = { smtpUrl: "smtps://smtp.example.org:465", from: "n@social.coop", smtpLogin: "n" }), raw: { secrets: withoutSecret("mailSmtpPassword") }, path: "mailSmtpPassword", message: /is missing \(password of mail.smtpLogin/, fix: /^pulumi config set --secret mailSmtpPassword$/ },
+  { name: "mail password .env.production cannot hold", mutate: (c) => (c.mail = { smtpUrl: "smtps://smtp.example.org:465", from: "n@social.coop", smtpLogin: "n" }), raw: { secrets: { ...SECRET_VALUES, mailSmtpPassword: "it's-a-secret" } }, path: "mailSmtpPassword", message: /single quote or a line break/, fix: /^pulumi config set --secret mailSmtpPassword$/ },
+  { name: "mail login with a space", mutate: (c) => (c.mail = { smtpUrl: "smtps://smtp.example.org:465", from: "n@social.coop", smtpLogin: "no tifications" }), path: "mail.smtpLogin", message: /without spaces or quotes/, fix: /--path 'mail.smtpLogin'/ },
+  { name: "sign-ups set on alpha", base: alphaConfig, mutate: (c) => (c.registrations = "open"), path: "registrations", message: /is set on alpha, a copy of prod that nobody signs up to/, fix: /^pulumi config rm registrations$/ },
+  { name: "sign-ups by a word Mastodon's tootctl uses", base: townConfig, mutate: (c) => (c.registrations = "close"), path: "registrations", message: /expected one of "open", "approved", "closed", found "close"/, fix: /config set registrations open/ },
   { name: "town without an app role", base: townConfig, mutate: (c) => (hosts(c).primary.roles = ["matrix"]), path: "hosts.primary.roles", message: /no host serves the instance/, fix: /^pulumi config set --path 'hosts.primary.roles' '\["hometown"\]'$/ },
 
   // The upgrade path, checked with the rest of the config.
@@ -357,7 +366,8 @@ describe("stack config: no fix puts a secret on the command line", () => {
 
   /** Every way a secret key can be wrong, each with the problems it gives. */
   function scenarios(key: SecretName, checked: boolean): [string, ConfigError["problems"]][] {
-    const needsAll = () => ({ ...prodConfig(), backup: { s3: S3 }, alerts: { email: ["ops@social.coop"], from: "alerts@social.coop", smtpUrl: "smtps://smtp.example.org:465", smtpLogin: "alerts" } });
+    const needsAll = () => ({ ...prodConfig(), backup: { s3: S3 }, alerts: { email: ["ops@social.coop"], from: "alerts@social.coop", smtpUrl: "smtps://smtp.example.org:465", smtpLogin: "alerts" },
+      mail: { smtpUrl: "smtp://smtp.example.org:587", from: "notifications@social.coop", smtpLogin: "notifications" } });
     // A secret no config requires (the webhook is optional) has no "missing" or "empty" problem.
     const optional = key === "alertWebhookUrl";
     const run = (cfg: TestConfig, opts: Parameters<typeof toRaw>[1]) => problemsOf(() => parseStackConfig(toRaw(cfg, opts)));
