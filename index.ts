@@ -1,7 +1,7 @@
 // social.coop: stack config → hosts → DNS → backups → upgrades → stack outputs.
 import * as pulumi from "@pulumi/pulumi";
 import { loadStackConfig } from "./config";
-import { Alerts } from "./components/alerts";
+import { Alerts, alertsThroughMail } from "./components/alerts";
 import { Backup } from "./components/backup";
 import { Database, PG_DATA_LINK } from "./components/database";
 import { FIXTURE_UPGRADE_PARAMS, MastodonApp, tlsArgs } from "./components/mastodon";
@@ -89,14 +89,15 @@ const upgrade = new Upgrade(`${cfg.stackName}-upgrade`, {
 
 // Where the hosts send what needs a person; the backup and drill units name the alert unit. A webhook
 // alone (the secret, no alerts section) needs no section: its defaults apply.
-const alerts = cfg.alerts ?? (cfg.secrets.alertWebhookUrl ? alertsSchema.parse({}) : undefined);
-if (alerts) {
+const alertsConfig = cfg.alerts ?? (cfg.secrets.alertWebhookUrl ? alertsSchema.parse({}) : undefined);
+if (alertsConfig) {
+  const { alerts, smtpPassword } = alertsThroughMail(alertsConfig, cfg.mail, { alerts: cfg.secrets.alertSmtpPassword, mail: cfg.secrets.mailSmtpPassword });
   new Alerts(`${cfg.stackName}-alerts`, {
     stack: cfg.stackName,
     alerts,
     drillMaxAgeHours: cfg.backup.drillMaxAgeHours,
     hosts: [...hosts].map(([name, h]) => ({ name, connection: h.connection, scripts: h.scripts, after: backup?.installs })),
-    smtpPassword: cfg.secrets.alertSmtpPassword,
+    smtpPassword,
     webhookUrl: cfg.secrets.alertWebhookUrl,
   });
 }

@@ -4,7 +4,7 @@
 // (scripts/check.sh) with coopctl status's thresholds. Secrets go only in the environment.
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
-import type { AlertsConfig } from "../src/config/schema";
+import type { AlertsConfig, MailConfig } from "../src/config/schema";
 import { installId } from "./backup";
 import type { HostConnection } from "./host";
 import { HostScripts, REMOTE_SCRIPTS_DIR, ScriptParams, scriptEnvironment, scriptsHash, sudoScript, uploadedOrInstalled } from "./lib/script";
@@ -25,6 +25,22 @@ export interface AlertsArgs {
   readonly hosts: readonly AlertsHost[];
   readonly smtpPassword?: pulumi.Input<string>;
   readonly webhookUrl?: pulumi.Input<string>;
+}
+
+/**
+ * Alerts without an SMTP server of their own go out through the instance's (stack config `mail`, with its
+ * login and password), from `alerts.from` or else the instance's sender.
+ */
+export function alertsThroughMail(
+  alerts: AlertsConfig,
+  mail: MailConfig | undefined,
+  passwords: { readonly alerts?: pulumi.Input<string>; readonly mail?: pulumi.Input<string> },
+): { readonly alerts: AlertsConfig; readonly smtpPassword?: pulumi.Input<string> } {
+  if (alerts.smtpUrl !== undefined || mail === undefined) return { alerts, smtpPassword: passwords.alerts };
+  return {
+    alerts: { ...alerts, from: alerts.from ?? mail.from, smtpUrl: mail.smtpUrl, smtpLogin: mail.smtpLogin, smtpStartTls: mail.smtpStartTls },
+    smtpPassword: passwords.mail,
+  };
 }
 
 /** The delete: `install-alerts.sh --uninstall` from the upload, or from the installed scripts when it is gone. */

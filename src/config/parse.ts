@@ -407,9 +407,10 @@ export function crossFieldProblems(cfg: CrossFieldInput, stackName: string): Con
   }
 
   const alerts = cfg.alerts;
-  if (alerts && alerts.email.length > 0) {
-    if (!alerts.from) out.push(problem(["alerts", "from"], "is missing: alerts.email needs a sender address", setFix(["alerts", "from"])));
-    if (!alerts.smtpUrl) out.push(problem(["alerts", "smtpUrl"], "is missing: alerts.email needs the SMTP server to send through", setFix(["alerts", "smtpUrl"])));
+  // Without a server of their own, alerts go through the instance's mail (components/alerts.ts).
+  if (alerts && alerts.email.length > 0 && !cfg.mail) {
+    if (!alerts.from) out.push(problem(["alerts", "from"], "is missing: alerts.email needs a sender address (or set mail, whose sender alerts then use)", setFix(["alerts", "from"])));
+    if (!alerts.smtpUrl) out.push(problem(["alerts", "smtpUrl"], "is missing: alerts.email needs the SMTP server to send through (or set mail, the instance's own)", setFix(["alerts", "smtpUrl"])));
   }
   if (alerts?.smtpLogin !== undefined && !alerts.smtpStartTls && alerts.smtpUrl?.startsWith("smtp://")) {
     out.push(problem(["alerts", "smtpStartTls"], "is false with alerts.smtpLogin set: the SMTP password would travel in clear", "pulumi config set --path 'alerts.smtpStartTls' true"));

@@ -149,10 +149,11 @@ beforeAll(async () => {
       localCloud: JSON.stringify({ network: NETWORK, subnet4: `${SUBNET}.0/24`, subnet6: "fd42:231:9::/64" }),
       // alpha may read this stack's backups (and nothing more): the grant runs on the secondary.
       backup: JSON.stringify({ readers: ["alpha"] }),
-      // Plain SMTP without login: the listener stands for a relay; a real stack uses smtps:// or STARTTLS.
-      alerts: JSON.stringify({ email: ["ops@social.coop.test"], from: "alerts@social.coop.test", smtpUrl: `smtp://${SUBNET}.1:${SMTP_PORT}`, smtpStartTls: false }),
-      // The instance's own mail goes through the same listener (SMTP_* in .env.production's managed block).
+      // The instance's own mail (SMTP_* in .env.production's managed block), through the test's listener:
+      // plain SMTP without login stands for a relay; a real stack uses smtps:// or STARTTLS.
       mail: JSON.stringify({ smtpUrl: `smtp://${SUBNET}.1:${SMTP_PORT}`, from: "notifications@social.coop.test", smtpStartTls: false }),
+      // Alerts name no server of their own: they go through the instance's, from its sender.
+      alerts: JSON.stringify({ email: ["ops@social.coop.test"] }),
     },
     secrets: { ...secrets, alertWebhookUrl: `http://${SUBNET}.1:${WEBHOOK_PORT}/hook/${WEBHOOK_TOKEN}` },
     log,
@@ -374,6 +375,7 @@ describe("pulumi up of the local stack from nothing (real engine, real machines)
       const until = Date.now() + 2 * MINUTE;
       while ((smtp.messages.length === 0 || webhook.posts.length === 0) && Date.now() < until) await new Promise((r) => setTimeout(r, 500));
       expect(smtp.messages).toHaveLength(1);
+      expect(smtp.messages[0].from, "the instance's sender").toBe("notifications@social.coop.test");
       const mail = smtp.messages[0].data;
       expect(mail).toMatch(new RegExp(`^Subject: \\[wst\\] ${host.replace(/\./g, "\\.")}: coop-drill\\.service failed\r?$`, "m"));
       expect(mail).toContain("docs/runbooks/alerts.md#a-restore-drill-failed");

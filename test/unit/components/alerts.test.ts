@@ -72,6 +72,21 @@ describe("Alerts", () => {
     expect(env.COOP_CHECK_DISK_MAX_PERCENT).toBe("85");
   });
 
+  it("alerts without an SMTP server of their own go through the instance's mail, its login and password (a secret) with it", async () => {
+    const mail = { smtpUrl: "smtp://mail.example.org:587", from: "notifications@social.coop", smtpLogin: "notifications" };
+    const viaMail = await planFor({ ...prodConfig(), mail, alerts: { email: ["ops@social.coop"] } });
+    const r = one(viaMail, "command:remote:Command", "prod-alerts-primary");
+    expect(isSecretValue(r.inputs.environment)).toBe(true);
+    const env = unwrap(r.inputs.environment);
+    expect([env.COOP_ALERT_SMTP_URL, env.COOP_ALERT_EMAIL_FROM, env.COOP_ALERT_SMTP_LOGIN, env.COOP_ALERT_SMTP_STARTTLS]).toEqual([mail.smtpUrl, mail.from, "notifications", "yes"]);
+    expect(env.COOP_ALERT_SMTP_PASSWORD).toBe(SECRET_VALUES.mailSmtpPassword);
+    expect(plainStrings(r.inputs).join("\n")).not.toContain(SECRET_VALUES.mailSmtpPassword);
+    // Their own server, when they name one, stays theirs.
+    const own = await planFor({ ...prodConfig(), mail, alerts: ALERTS });
+    const ownEnv = unwrap(one(own, "command:remote:Command", "prod-alerts-primary").inputs.environment);
+    expect([ownEnv.COOP_ALERT_SMTP_URL, ownEnv.COOP_ALERT_EMAIL_FROM, ownEnv.COOP_ALERT_SMTP_PASSWORD]).toEqual([ALERTS.smtpUrl, ALERTS.from, SECRET_VALUES.alertSmtpPassword]);
+  });
+
   it("a replacement carries a new install ID, so the old install's delete leaves the new one alone", () => {
     const env = unwrap(one(withAlerts, "command:remote:Command", "prod-alerts-primary").inputs.environment);
     expect(env.COOP_INSTALL_ID).toMatch(/^[0-9a-f]{16}$/);

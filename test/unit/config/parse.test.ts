@@ -442,6 +442,14 @@ describe("stack config: valid input", () => {
     expect(parsed.backup.s3).toMatchObject({ endpoint: "https://10.231.11.1:9443", caCert });
   });
 
+  it("accepts alert e-mail with neither sender nor server when the instance's mail is set (they go through it), and sign-ups for town", () => {
+    const cfg = { ...prodConfig(), mail: { smtpUrl: "smtps://smtp.example.org:465", from: "notifications@social.coop" }, alerts: { email: ["ops@social.coop"] } };
+    const parsed = parseStackConfig(toRaw(cfg));
+    expect(parsed.mail).toEqual({ smtpUrl: "smtps://smtp.example.org:465", from: "notifications@social.coop", smtpStartTls: true });
+    expect(parsed.alerts?.smtpUrl).toBeUndefined();
+    expect(parseStackConfig(toRaw({ ...townConfig(), registrations: "approved" })).registrations).toBe("approved");
+  });
+
   it("hands back the upgrade path it checked", () => {
     const cfg = parseStackConfig(toRaw(prodConfig()), { catalog: () => ["v4.2.9", "v4.3.0", "v4.3.8"] });
     expect(cfg.upgrade).toEqual({ flavor: "mastodon", hops: [{ series: "4.2", tag: "v4.2.9" }, { series: "4.3", tag: "v4.3.8" }] });
