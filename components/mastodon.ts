@@ -182,13 +182,17 @@ export class MastodonApp extends pulumi.ComponentResource {
       { parent: this, dependsOn: after, ignoreChanges: ["environment.COOP_TARGET_TAG"] },
     );
     if (args.registrations) {
-      // Once per value (no script hash in triggers): an admin's later choice in the admin settings stands
-      // until the config changes.
+      // Once per value: the value is the trigger (a new one replaces the command, whose create then runs),
+      // and any other change (the scripts' upload path moves with every script change) runs the no-op
+      // update, so an admin's later choice in the admin settings stands until the config changes.
       const params = { scriptsFrom: args.scripts.path, registrations: args.registrations, ...(args.fixture ? FIXTURE_UPGRADE_PARAMS : { appFlavor: args.flavor }) };
       const env = scriptEnvironment(params);
       new command.remote.Command(
         `${name}-registrations`,
-        { connection: args.connection, create: sudoScript("set-registrations.sh", env), environment: env, logging: "stdoutAndStderr", addPreviousOutputInEnv: false },
+        {
+          connection: args.connection, create: sudoScript("set-registrations.sh", env), update: "true", environment: env,
+          logging: "stdoutAndStderr", addPreviousOutputInEnv: false, triggers: [args.registrations],
+        },
         { parent: this, dependsOn: [this.deployed] },
       );
     }

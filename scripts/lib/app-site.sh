@@ -140,6 +140,9 @@ readonly MANAGED_END="# END settings from the stack config"
 # mail_env_check: the instance's mail from the stack config (COOP_MAIL_*), checked before anything
 # changes. Unset COOP_MAIL_SMTP_URL: no SMTP_* in the managed block (lines above it, by hand, stand).
 mail_env_check() {
+  # Out of the environment, so nothing deploy-app.sh starts (git, bundle, yarn's scripts, rails) inherits it.
+  MAIL_SMTP_PASSWORD="${COOP_MAIL_SMTP_PASSWORD:-}"
+  unset COOP_MAIL_SMTP_PASSWORD
   [[ -n "${COOP_MAIL_SMTP_URL:-}" ]] || return 0
   [[ "${COOP_MAIL_SMTP_URL}" =~ ^smtps?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$ ]] ||
     die "COOP_MAIL_SMTP_URL '${COOP_MAIL_SMTP_URL}' must be smtps://host[:port] or smtp://host[:port] (the stack config's mail.smtpUrl)"
@@ -149,8 +152,8 @@ mail_env_check() {
   if [[ -n "${COOP_MAIL_SMTP_LOGIN:-}" ]]; then
     [[ "${COOP_MAIL_SMTP_LOGIN}" =~ ^[^[:space:]\'\"\\]+$ ]] || die "COOP_MAIL_SMTP_LOGIN must have no spaces or quotes"
     # The password never appears in a message: only whether it is usable.
-    [[ -n "${COOP_MAIL_SMTP_PASSWORD:-}" ]] || die "COOP_MAIL_SMTP_LOGIN is set but COOP_MAIL_SMTP_PASSWORD is empty (the stack's secret mailSmtpPassword)"
-    [[ "${COOP_MAIL_SMTP_PASSWORD}" != *"'"* && "${COOP_MAIL_SMTP_PASSWORD}" != *$'\n'* ]] ||
+    [[ -n "${MAIL_SMTP_PASSWORD}" ]] || die "COOP_MAIL_SMTP_LOGIN is set but COOP_MAIL_SMTP_PASSWORD is empty (the stack's secret mailSmtpPassword)"
+    [[ "${MAIL_SMTP_PASSWORD}" != *"'"* && "${MAIL_SMTP_PASSWORD}" != *$'\n'* && "${MAIL_SMTP_PASSWORD}" != *$'\r'* ]] ||
       die "COOP_MAIL_SMTP_PASSWORD holds a single quote or a line break, which .env.production cannot keep"
     [[ "${COOP_MAIL_SMTP_URL}" == smtps://* || "${COOP_MAIL_SMTP_START_TLS:-true}" == true ]] ||
       die "COOP_MAIL_SMTP_LOGIN over smtp:// without STARTTLS would send the password in clear"
@@ -167,7 +170,8 @@ render_mail_settings() {
   port=${host##*:}
   [[ "${host}" == *:* ]] || port=$([[ "${scheme}" == smtps ]] && echo 465 || echo 587)
   host=${host%%:*}
-  printf '%s\n' "SMTP_SERVER=${host}" "SMTP_PORT=${port}" "SMTP_FROM_ADDRESS=${COOP_MAIL_FROM}" "SMTP_DELIVERY_METHOD=smtp"
+  # Quoted: unquoted, Ruby's dotenv would cut a value at `#` and expand `$name` in it.
+  printf '%s\n' "SMTP_SERVER=${host}" "SMTP_PORT=${port}" "SMTP_FROM_ADDRESS='${COOP_MAIL_FROM}'" "SMTP_DELIVERY_METHOD=smtp"
   if [[ "${scheme}" == smtps ]]; then
     printf '%s\n' "SMTP_TLS=true" "SMTP_ENABLE_STARTTLS=never"
   elif [[ "${COOP_MAIL_SMTP_START_TLS:-true}" == true ]]; then
@@ -177,7 +181,7 @@ render_mail_settings() {
   fi
   if [[ -n "${COOP_MAIL_SMTP_LOGIN:-}" ]]; then
     # Single quotes: Ruby's dotenv and node's take what is inside literally (mail_env_check refused a ').
-    printf '%s\n' "SMTP_AUTH_METHOD=plain" "SMTP_LOGIN=${COOP_MAIL_SMTP_LOGIN}" "SMTP_PASSWORD='${COOP_MAIL_SMTP_PASSWORD}'"
+    printf '%s\n' "SMTP_AUTH_METHOD=plain" "SMTP_LOGIN='${COOP_MAIL_SMTP_LOGIN}'" "SMTP_PASSWORD='${MAIL_SMTP_PASSWORD}'"
   else
     printf '%s\n' "SMTP_AUTH_METHOD=none"
   fi
@@ -215,11 +219,14 @@ ENV
     # The file without its managed block (and without a half VAPID pair, made again below). DATABASE_URL
     # and REDIS_URL go too: Mastodon prefers them to DB_* and REDIS_*, and here they could only point at
     # another host's (an imported instance's old) database or Redis.
-    awk -v begin="${MANAGED_BEGIN}" -v end="${MANAGED_END}" -v vapid="${vapid}" '
+    # With the stack's mail, an older hand-written SMTP_* line goes too: the block sets only some keys, and a
+    # leftover (SMTP_TLS=true beside STARTTLS, an old SMTP_LOGIN for a relay without one) would mix in.
+    awk -v begin="${MANAGED_BEGIN}" -v end="${MANAGED_END}" -v vapid="${vapid}" -v mail="${COOP_MAIL_SMTP_URL:+1}" '
       $0 == begin { skip = 1; next }
       $0 == end { skip = 0; next }
       skip { next }
       vapid != "" && /^VAPID_(PRIVATE|PUBLIC)_KEY=/ { next }
+      mail != "" && /^SMTP_[A-Z_]*=/ { split($0, kv, "="); print "coop: " kv[1] " dropped from .env.production: the stack config sets the mail (mail)" > "/dev/stderr"; next }
       /^(DATABASE_URL|REDIS_URL)=/ { split($0, kv, "="); print "coop: " kv[1] " dropped from .env.production: the stack sets DB_* and REDIS_*" > "/dev/stderr"; next }
       { print }' "${file}"
   fi

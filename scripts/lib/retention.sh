@@ -45,11 +45,14 @@ restic_forget_kind() {
 # whose snapshots exist, and a kill anywhere in here leaves nothing a re-run does not redo: pgBackRest
 # expire, forget and prune are each idempotent, and a manifest goes only once nothing it names is needed.
 expire_old() {
-  local labels latest repo kind id state forgot mark pending
+  local labels latest repo kind id state forgot mark pending bad
   local -a keep live=() dead=() keep_tags=()
   read -r -a keep <<<"${COOP_RESTIC_KEEP}"
   # pgBackRest first: what it keeps decides what restic must keep.
   pgbr_repo expire
+  # With a repository that info cannot read (it still exits 0), its sets would look expired.
+  bad=$(pgbr_repo --output=json info | jq -r '[.[0].repo[]? | select(.status.code != 0) | "repo\(.key): \(.status.message)"] | join("; ")')
+  [[ -z "${bad}" ]] || die "pgBackRest cannot read every repository (${bad}): not forgetting anything by what it lists"
   labels=$(pgbr_labels)
   while read -r id state; do
     if [[ "${state}" == live ]]; then live+=("${id}"); else dead+=("${id}"); fi

@@ -221,7 +221,7 @@ export type AlertsConfig = z.infer<typeof alertsSchema>;
  */
 export const mailSchema = z.strictObject({
   smtpUrl: SMTP_URL,
-  from: z.email({ error: "expected the sender's e-mail address, like notifications@social.coop" }),
+  from: z.email({ error: "expected the sender's e-mail address, like notifications@social.coop" }).regex(/^[^'"]+$/, { error: "expected an address without quotes (.env.production holds it in single quotes)" }),
   smtpLogin: z.string().regex(/^[^\s'"\\]+$/, { error: "expected the SMTP user name, without spaces or quotes" }).optional(),
   /** false only for a relay without TLS that takes no login (a local stack's test listener). */
   smtpStartTls: z.boolean().default(true),

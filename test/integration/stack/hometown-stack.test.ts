@@ -98,10 +98,11 @@ describe("a Hometown stack from nothing (real engine, a real machine)", () => {
     const same = await stack.up({ onOutput: log });
     expect(Object.keys(same.summary.resourceChanges ?? {})).toEqual(["same"]);
     expect(instance().registrations).toBe(false);
-    // The config changes: that one command runs again.
+    // The config changes: that one command is replaced, and its create runs again.
     await stack.setConfig("socialcoop:registrations", { value: "approved" });
     const changed = await stack.up({ onOutput: log });
-    expect(changed.summary.resourceChanges?.update).toBe(1);
+    expect(changed.summary.resourceChanges).toMatchObject({ replace: 1 });
+    expect(Object.keys(changed.summary.resourceChanges ?? {}).sort()).toEqual(["replace", "same"]);
     expect(instance()).toMatchObject({ registrations: true, approval_required: true });
   }, 10 * MINUTE);
 
