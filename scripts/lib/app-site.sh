@@ -222,13 +222,16 @@ ENV
     # With the stack's mail, an older hand-written SMTP_* line goes too: the block sets only some keys, and a
     # leftover (SMTP_TLS=true beside STARTTLS, an old SMTP_LOGIN for a relay without one) would mix in.
     awk -v begin="${MANAGED_BEGIN}" -v end="${MANAGED_END}" -v vapid="${vapid}" -v mail="${COOP_MAIL_SMTP_URL:+1}" '
-      $0 == begin { skip = 1; next }
-      $0 == end { skip = 0; next }
-      skip { next }
+      $0 == begin { skip = 1; n = 0; next }
+      $0 == end { skip = 0; n = 0; next }
+      skip { held[++n] = $0; next }
       vapid != "" && /^VAPID_(PRIVATE|PUBLIC)_KEY=/ { next }
       mail != "" && /^SMTP_[A-Z_]*=/ { split($0, kv, "="); print "coop: " kv[1] " dropped from .env.production: the stack config sets the mail (mail)" > "/dev/stderr"; next }
       /^(DATABASE_URL|REDIS_URL)=/ { split($0, kv, "="); print "coop: " kv[1] " dropped from .env.production: the stack sets DB_* and REDIS_*" > "/dev/stderr"; next }
-      { print }' "${file}"
+      { print }
+      # A block whose END line was lost (a hand edit): what followed its BEGIN is kept, not dropped; the
+      # new block after it wins where they share a key.
+      END { for (i = 1; i <= n; i++) print held[i] }' "${file}"
   fi
   for name in "${missing[@]}"; do
     [[ "${name}" == VAPID_* ]] || render_instance_secret "${name}"

@@ -105,6 +105,11 @@ describe("the instance's own secrets", () => {
     const again = await render(imported);
     expect(again).toBe(out);
     expect(again.split("\n").filter((l) => l.startsWith("# BEGIN settings from the stack config"))).toHaveLength(1);
+    // A hand edit lost the END line, with a setting of its own after the block: nothing is dropped.
+    writeFileSync(imported, `${out.replace("# END settings from the stack config\n", "")}S3_BUCKET=kept\n`);
+    const healed = await render(imported);
+    expect(parse(healed)).toMatchObject({ S3_BUCKET: "kept", S3_ENABLED: "true", SECRET_KEY_BASE: own.SECRET_KEY_BASE });
+    expect(healed.split("\n").filter((l) => l.startsWith("# END settings from the stack config"))).toHaveLength(1);
   });
 
   it("the stack's mail goes in the block as Mastodon's SMTP_* for each kind of server, the password single-quoted; bad settings are refused", async () => {
