@@ -190,6 +190,12 @@ function fromZodIssue(issue: z.core.$ZodIssue, root: unknown, secretKeys: Readon
   }
 }
 
+/** A login over smtp:// without STARTTLS sends its password in clear: alerts and the instance's mail alike. */
+function loginInClear(section: "alerts" | "mail", smtp: { smtpUrl?: string; smtpLogin?: string; smtpStartTls: boolean } | undefined): ConfigProblem[] {
+  if (smtp?.smtpLogin === undefined || smtp.smtpStartTls || !smtp.smtpUrl?.startsWith("smtp://")) return [];
+  return [problem([section, "smtpStartTls"], `is false with ${section}.smtpLogin set: the SMTP password would travel in clear`, `pulumi config set --path '${section}.smtpStartTls' true`)];
+}
+
 /** What the rules across keys read. */
 export type CrossFieldInput = Pick<PlainConfig, "hosts" | "versions" | "stackRole" | "domain"> & Partial<Pick<PlainConfig, "tls" | "restore" | "backup" | "alerts" | "registrations" | "mail">>;
 
@@ -412,17 +418,13 @@ export function crossFieldProblems(cfg: CrossFieldInput, stackName: string): Con
     if (!alerts.from) out.push(problem(["alerts", "from"], "is missing: alerts.email needs a sender address (or set mail, whose sender alerts then use)", setFix(["alerts", "from"])));
     if (!alerts.smtpUrl) out.push(problem(["alerts", "smtpUrl"], "is missing: alerts.email needs the SMTP server to send through (or set mail, the instance's own)", setFix(["alerts", "smtpUrl"])));
   }
-  if (alerts?.smtpLogin !== undefined && !alerts.smtpStartTls && alerts.smtpUrl?.startsWith("smtp://")) {
-    out.push(problem(["alerts", "smtpStartTls"], "is false with alerts.smtpLogin set: the SMTP password would travel in clear", "pulumi config set --path 'alerts.smtpStartTls' true"));
-  }
+  out.push(...loginInClear("alerts", alerts));
 
   const mail = cfg.mail;
   if (mail && cfg.stackRole === "alpha") {
     out.push(problem(["mail"], "is set on alpha, which never mails (sanitize-alpha.sh writes its mail to files)", "pulumi config rm mail"));
   }
-  if (mail?.smtpLogin !== undefined && !mail.smtpStartTls && mail.smtpUrl.startsWith("smtp://")) {
-    out.push(problem(["mail", "smtpStartTls"], "is false with mail.smtpLogin set: the SMTP password would travel in clear", "pulumi config set --path 'mail.smtpStartTls' true"));
-  }
+  out.push(...loginInClear("mail", mail));
 
   const readers = cfg.backup?.readers ?? [];
   if (readers.length > 0 && !cfg.hosts.secondary) {
