@@ -2,7 +2,7 @@
 // namespaces of the test's own): nothing that could act as prod survives, the members' data does, the
 // app's user reaches no "fediverse" host while root still can, the guard refuses prod's files, a re-run
 // changes nothing, and kills at random moments (inside the key staging too) converge to the same result.
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -14,6 +14,7 @@ import { startRedis, type RedisServer } from "../../src/local/redis";
 import { run } from "../../src/local/run";
 import { ensureUser, type SystemUser } from "../../src/local/users";
 import { generate } from "../fixtures/mastodon/generator";
+import { startFediverseHost, type FediverseHost } from "../support/fediverse-host";
 import { BASE_SEED, killPlan, runGroup, type GroupRun } from "./backup/random-kills";
 import { TABLE_DIGESTS_SQL } from "./backup/rig-support";
 
@@ -49,8 +50,7 @@ let dir: string;
 let pg: PostgresServer;
 let redis: RedisServer;
 let app: SystemUser;
-let listener: ChildProcess | undefined;
-let connectionsLog: string;
+let fediverse: FediverseHost | undefined;
 let template: string;
 
 function sh(cmd: string, args: string[]): string {
@@ -138,8 +138,10 @@ function connectsAs(user: string, port: number): boolean {
   }
 }
 
-function connectionsSeen(): number {
-  return existsSync(connectionsLog) ? readFileSync(connectionsLog, "utf8").split("\n").filter(Boolean).length : 0;
+/** The connections the fediverse host saw, once those under way have been reported (its listener is another process). */
+async function connectionsSeen(): Promise<number> {
+  await new Promise((r) => setTimeout(r, 500));
+  return fediverse?.connections.length ?? 0;
 }
 
 beforeAll(async () => {
@@ -150,7 +152,8 @@ beforeAll(async () => {
   template = "alpha_prod";
   await pg.psql(`create database ${template}`);
   await generate({ target: { host: pg.host, port: pg.port, db: template }, size: "30MB", seed: 12 });
-  // The two "hosts": alpha, and a fediverse server listening on 80 and 443 that logs every connection.
+  // The two "hosts": alpha, and a fediverse server listening on 80 and 443 that records every connection
+  // (test/support/fediverse-host.ts, the one the whole-stack test uses).
   sh("ip", ["netns", "add", ALPHA_NS]);
   sh("ip", ["netns", "add", FEDI_NS]);
   sh("ip", ["link", "add", `ca${suffix}`, "netns", ALPHA_NS, "type", "veth", "peer", "name", `cf${suffix}`, "netns", FEDI_NS]);
@@ -159,26 +162,11 @@ beforeAll(async () => {
     sh("ip", ["-n", ns, "link", "set", dev, "up"]);
     sh("ip", ["-n", ns, "link", "set", "lo", "up"]);
   }
-  connectionsLog = join(dir, "fediverse-connections.log");
-  const server = `import socket, threading, sys
-def serve(port):
-    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("${FEDI_ADDR}", port)); s.listen(16)
-    while True:
-        c, peer = s.accept()
-        with open(sys.argv[1], "a") as f: f.write(f"{port} {peer[0]}\\n")
-        c.close()
-for p in (80, 443): threading.Thread(target=serve, args=(p,), daemon=True).start()
-print("listening", flush=True)
-threading.Event().wait()`;
-  listener = spawn("ip", ["netns", "exec", FEDI_NS, "python3", "-c", server, connectionsLog], { stdio: ["ignore", "pipe", "inherit"] });
-  await new Promise<void>((resolve, reject) => {
-    listener?.stdout?.once("data", () => resolve());
-    listener?.once("exit", (code) => reject(new Error(`fediverse listener exited ${code}`)));
-  });
+  fediverse = await startFediverseHost(FEDI_NS, FEDI_ADDR);
 }, 300_000);
 
 afterAll(async () => {
-  listener?.kill("SIGKILL");
+  fediverse?.stop();
   for (const ns of [ALPHA_NS, FEDI_NS]) {
     try {
       sh("ip", ["netns", "del", ns]);
@@ -250,14 +238,14 @@ describe("sanitize-alpha.sh", () => {
   }, 600_000);
 
   it("the app's user reaches no fediverse host (refused and counted), root and DNS still get out", async () => {
-    const seen = connectionsSeen();
+    const seen = await connectionsSeen();
     expect(connectsAs(app.name, 443)).toBe(false);
     expect(connectsAs(app.name, 80)).toBe(false);
-    expect(connectionsSeen(), "the fediverse host saw a connection from the app's user").toBe(seen);
+    expect(await connectionsSeen(), "the fediverse host saw a connection from the app's user").toBe(seen);
     const counter = sh("ip", ["netns", "exec", ALPHA_NS, "nft", "list", "counter", "inet", "coop_alpha_egress", "refused"]);
     expect(Number(/packets (\d+)/.exec(counter)?.[1])).toBeGreaterThanOrEqual(2);
     expect(connectsAs("root", 443)).toBe(true);
-    expect(connectionsSeen()).toBe(seen + 1);
+    expect(await connectionsSeen()).toBe(seen + 1);
     // UDP to port 53 leaves (resolution), UDP elsewhere does not.
     const udp = (port: number) =>
       run("ip", ["netns", "exec", ALPHA_NS, "runuser", "-u", app.name, "--", "python3", "-c", `import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.sendto(b"x", ("${FEDI_ADDR}", ${port}))`], { allowFailure: true });
