@@ -4,7 +4,7 @@ import { loadStackConfig } from "./config";
 import { Alerts, alertsThroughMail } from "./components/alerts";
 import { Backup } from "./components/backup";
 import { Database, PG_DATA_LINK } from "./components/database";
-import { FIXTURE_UPGRADE_PARAMS, MastodonApp, tlsArgs } from "./components/mastodon";
+import { appUnitNames, FIXTURE_UPGRADE_PARAMS, MastodonApp, tlsArgs } from "./components/mastodon";
 import { Providers } from "./components/providers";
 import { readerGrantFrom, Restore, restoreKey } from "./components/restore";
 import { declareHosts } from "./components/stack-hosts";
@@ -55,7 +55,7 @@ const backup =
 // alpha restores prod's backups through the read-only grant in prod's stack output.
 const reader =
   cfg.restore?.from === "prod"
-    ? { grant: readerGrantFrom(cfg.stackName, cfg.restore.stack ?? "prod", cfg.stackRole), domain: names[0] }
+    ? { grant: readerGrantFrom(cfg.stackName, cfg.restore.stack ?? "prod", cfg.stackRole), domain: names[0], appUnits: appUnitNames(local), stack: cfg.restore.stack ?? "prod" }
     : undefined;
 const restore =
   cfg.restore && primary
@@ -68,7 +68,7 @@ const restore =
 const instance = new MastodonApp(`${cfg.stackName}-app`, {
   flavor, tag: hops[hops.length - 1].tag, domain: names[0], connection: app.connection, scripts: app.scripts,
   adminEmail: cfg.adminEmail, fixture: local, tls, after: [database.installed, ...(restore ? [restore.done] : [])], registrations: cfg.registrations,
-  mail: cfg.mail, mailPassword: cfg.secrets.mailSmtpPassword,
+  mail: cfg.mail, mailPassword: cfg.secrets.mailSmtpPassword, redeployOn: restore?.done.id,
 });
 deployedForBackup(instance.deployed);
 

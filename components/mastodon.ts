@@ -48,6 +48,12 @@ export const FIXTURE_UPGRADE_PARAMS = {
   appRepo: `${FIXTURE_SOURCE_DIR}/repo.git`,
 } as const;
 
+/** The app's systemd units as the adapter names them (app_unit_name): Mastodon's, or the fixture's. */
+export function appUnitNames(fixture: boolean): string {
+  const prefix = fixture ? "coop-fixture-" : "mastodon-";
+  return ["web", "streaming", "sidekiq"].map((role) => `${prefix}${role}.service`).join(" ");
+}
+
 /** sha256 over the fixture's sources, so a change to the fixture app rebuilds what the host gets. */
 function fixtureHash(): string {
   const h = createHash("sha256");
@@ -125,6 +131,8 @@ export interface MastodonAppArgs {
   readonly mailPassword?: pulumi.Input<string>;
   /** Who may sign up, when the stack config says (set-registrations.sh); unset, the admins decide. */
   readonly registrations?: "open" | "approved" | "closed";
+  /** A new value deploys again (a restore replaced the data under the app, which it stopped). */
+  readonly redeployOn?: pulumi.Input<string>;
 }
 
 export class MastodonApp extends pulumi.ComponentResource {
@@ -176,7 +184,7 @@ export class MastodonApp extends pulumi.ComponentResource {
         // token stay in 0600 files on the host.
         logging: "stdoutAndStderr",
         addPreviousOutputInEnv: false,
-        triggers: [scriptsHash(["deploy-app.sh", "acme-dns-hook.sh"])],
+        triggers: [scriptsHash(["deploy-app.sh", "acme-dns-hook.sh"]), ...(args.redeployOn === undefined ? [] : [args.redeployOn])],
       },
       // A new target is the upgrade chain's: the first release stays what it was.
       { parent: this, dependsOn: after, ignoreChanges: ["environment.COOP_TARGET_TAG"] },

@@ -64,6 +64,7 @@ env_defaults() {
   mail_env_check
   SHARED="${COOP_APP_ROOT}/shared"
   ENV_CHANGED_MARK="${COOP_STATE_DIR}/deploy-app.env-changed"
+  MIGRATE_MARK="${COOP_STATE_DIR}/deploy-app.migrate-pending"
 }
 
 as_app() { runuser -u "${COOP_APP_USER}" -- "$@"; }
@@ -91,6 +92,13 @@ deployed() { [[ -n "$(release_current)" ]]; }
 
 first_release() {
   if deployed; then
+    # restore-instance.sh replaced the database under a deployed release (alpha's refresh: prod's data,
+    # maybe an older schema than alpha's release): the release's migrations bring it level first.
+    if [[ -f "${MIGRATE_MARK}" ]]; then
+      log_info "the database was restored under current ($(release_current)): running its migrations"
+      app_migrate_post "$(release_current)"
+      rm -f "${MIGRATE_MARK}"
+    fi
     log_info "already deployed: current is $(release_current); later releases are upgrade-app.sh's"
     return 0
   fi
@@ -112,6 +120,7 @@ first_release() {
   # A new instance gets every migration at once (there is no old release serving during it).
   app_migrate_post "${COOP_TARGET_TAG}"
   release_switch "${COOP_TARGET_TAG}"
+  rm -f "${MIGRATE_MARK}"
 }
 
 link_shared() {

@@ -9,8 +9,11 @@
 # Redis starts empty and archiving stays off; sanitize-alpha.sh runs next.
 #
 # Only onto a new primary: it refuses a host whose database holds any table, unless the interrupted run
-# it resumes is its own. Idempotent and resumable (named steps); once done it records the run key and a
-# re-run changes nothing.
+# it resumes is its own, or the host holds an earlier copy of another stack's backups (reader: alpha)
+# and this is a newer one (COOP_RESTORE_GENERATION): a refresh replaces that copy whole, with the app's
+# units stopped first (their guard holds them back until sanitize-alpha.sh has run again). A reader's
+# restore keeps this host's own nginx and certificates (prod's are never restored here). Idempotent
+# and resumable (named steps); once done it records the run key and a re-run changes nothing.
 #
 # Usage: restore-instance.sh [--help]
 # Environment (defaults in brackets), besides scripts/lib/pg.sh's and files.sh's:
@@ -20,6 +23,8 @@
 #                                    backups, read-only through install-reader.sh's config (alpha reads
 #                                    prod's): an empty Redis (no prod queue), and WAL archiving stays off
 #   COOP_RESTORE_TARGET [latest]     latest | time:<YYYY-MM-DD HH:MM:SS+00> | name:<restore point>
+#   COOP_RESTORE_GENERATION          the backup set the source's newest was when this was asked for (a
+#                                    pgBackRest label); a new one is a new restore (from reader: a refresh)
 #   COOP_RESTORE_STANZA [yes]        from s3: make the stanza in the (new) repository host's repo1 before
 #                                    archiving starts again; no: there is no repository host yet (by hand)
 #   COOP_PG_VERSION [15]   COOP_PG_DATA_LINK [/srv/postgresql/main]   COOP_REDIS_DIR [/srv/redis]
@@ -62,7 +67,10 @@ env_defaults() {
   PG_UNIT="postgresql@${COOP_PG_VERSION}-main"
   PG_LOG="/var/log/postgresql/postgresql-${COOP_PG_VERSION}-main.log"
   DONE_MARK="${COOP_STATE_DIR}/restore-instance.done"
-  RUN_KEY="${COOP_RESTORE_FROM}:${COOP_RESTORE_TARGET}"
+  READER_MARK="${COOP_STATE_DIR}/restore-instance.reader-copy"
+  COOP_RESTORE_GENERATION="${COOP_RESTORE_GENERATION:-}"
+  [[ "${COOP_RESTORE_GENERATION}" =~ ^[0-9A-Za-z_-]*$ ]] || die "COOP_RESTORE_GENERATION '${COOP_RESTORE_GENERATION}' is not a backup label"
+  RUN_KEY="${COOP_RESTORE_FROM}:${COOP_RESTORE_TARGET}${COOP_RESTORE_GENERATION:+:${COOP_RESTORE_GENERATION}}"
   S3_ONLY_CONFIG="$(dirname "${COOP_PGBACKREST_CONFIG}")/restore-s3.conf"
 }
 
@@ -105,23 +113,52 @@ s3_restic_repo() {
 # The cluster's data directory as the layout has it (the link's target): restore.sh restores into it.
 data_dir() { readlink -f -- "${COOP_PG_DATA_LINK}"; }
 
-# A database with tables is an instance's: never restore over it. A re-run after `clear` finds the
-# cluster stopped and skips this step (it is recorded done).
+# A reader's copy is marked as one before anything is restored, and stays so: a later, newer restore
+# (a refresh) may replace it, even one interrupted half-way (its database then stopped or incomplete).
+# A copy restored before the mark existed is known by its recorded run key.
+is_reader_copy() {
+  [[ "${COOP_RESTORE_FROM}" == reader ]] || return 1
+  [[ -f "${READER_MARK}" ]] || [[ -f "${DONE_MARK}" && "$(cat "${DONE_MARK}")" == reader:* ]]
+}
+
+# A database with tables is an instance's: never restore over it, unless it is a copy of another stack's
+# backups this script made. A re-run after `clear` finds the cluster stopped and skips this step (it is
+# recorded done).
 preflight() {
   local tables
   [[ -d "$(data_dir)" ]] || die "${COOP_PG_DATA_LINK} does not lead to a cluster: install-database.sh must run on this host first"
+  if is_reader_copy; then
+    log_info "replacing this host's copy ($(cat "${DONE_MARK}" 2>/dev/null || echo "an interrupted restore")) with a newer one (${RUN_KEY}): its data, media and Redis go"
+    return 0
+  fi
   tables=$(pg_app_tables 2>/dev/null) ||
     die "cannot read ${COOP_DB_NAME} on this host (is ${PG_UNIT} running?)"
   ((tables == 0)) ||
     die "${COOP_DB_NAME} on this host holds ${tables} tables: restore-instance.sh restores only onto a new primary; to go back in time on this one, follow docs/runbooks/restore.md"
+  [[ "${COOP_RESTORE_FROM}" != reader ]] || printf '%s\n' "${RUN_KEY}" | put_file "${READER_MARK}" 0644 root root
   log_info "restoring from ${COOP_RESTORE_FROM} to ${COOP_RESTORE_TARGET} onto $(data_dir)"
 }
 
-stop_services() {
-  systemctl stop redis-server "${PG_UNIT}"
+# The units sanitize-alpha.sh guards (an earlier copy's app): stopped before their data goes, and held
+# back by their guard until the new copy is made safe.
+guarded_units() {
+  local dropin unit
+  for dropin in /etc/systemd/system/*.d/coop-alpha-guard.conf; do
+    [[ -f "${dropin}" ]] || continue
+    unit=$(basename "$(dirname "${dropin}")")
+    printf '%s\n' "${unit%.d}"
+  done
 }
 
-# The empty cluster install-database.sh made (preflight proved it empty) and the empty Redis files go.
+stop_services() {
+  local -a app=()
+  [[ "${COOP_RESTORE_FROM}" != reader ]] || mapfile -t app < <(guarded_units)
+  ((${#app[@]} == 0)) || log_info "stopping the app of this host's earlier copy: ${app[*]}"
+  systemctl stop "${app[@]}" redis-server "${PG_UNIT}"
+}
+
+# The empty cluster install-database.sh made (preflight proved it empty), or a reader's earlier copy,
+# and the Redis files go; a reader's media too, so none of an earlier copy's uploads stays behind.
 clear_empty() {
   local data
   data=$(data_dir)
@@ -129,6 +166,9 @@ clear_empty() {
     find "${data}" -mindepth 1 -delete
   fi
   rm -rf "${COOP_REDIS_DIR}/appendonlydir" "${COOP_REDIS_DIR}/dump.rdb"
+  if [[ "${COOP_RESTORE_FROM}" == reader && -d "${COOP_APP_ROOT}/shared/public/system" ]]; then
+    find "${COOP_APP_ROOT}/shared/public/system" -mindepth 1 -delete
+  fi
 }
 
 # install-database.sh made the app's user (peer authentication needs it); the restored files' numeric
@@ -141,6 +181,8 @@ restore_all() {
   local rdb="${COOP_REDIS_DIR}/dump.rdb"
   [[ "${COOP_RESTORE_FROM}" == reader ]] && rdb=""
   local -a from=()
+  # This host's own site and certificate stay: prod's would name prod and carry its ACME account.
+  [[ "${COOP_RESTORE_FROM}" != reader ]] || from=(COOP_RESTORE_EXCLUDE="/etc/nginx /etc/letsencrypt")
   if [[ "${COOP_RESTORE_FROM}" == s3 ]]; then
     s3_only_config
     from=(COOP_PGBACKREST_CONFIG="${S3_ONLY_CONFIG}" COOP_REPO_SSH="" COOP_RESTIC_REPOS="$(s3_restic_repo)")
@@ -204,7 +246,10 @@ start_redis() {
   systemctl start redis-server
 }
 
+# deploy-app.sh runs the deployed release's migrations over a database restored under it (a refresh):
+# the mark is its cue, set before the run is recorded done.
 record_done() {
+  : >"${COOP_STATE_DIR}/deploy-app.migrate-pending"
   printf '%s\n' "${RUN_KEY}" | put_file "${DONE_MARK}" 0644 root root
 }
 

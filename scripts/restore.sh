@@ -11,6 +11,8 @@
 #   COOP_RESTORE_PORT [5432]        port to start the restored cluster on
 #   COOP_RESTORE_SOCKET [/var/run/postgresql]
 #   COOP_RESTORE_FILES_TO [/]       root under which restic restores files to their original paths
+#   COOP_RESTORE_EXCLUDE            paths (space-separated, absolute as backed up) left out of the files,
+#                                   with everything under them: a copy keeps its own nginx and certificates
 #   COOP_RESTORE_REDIS_RDB          where to put the Redis dump (empty: leave it under FILES_TO)
 #   COOP_REDIS_OS_USER [redis]      owner of the placed dump
 #   COOP_RESTORE_TIMEOUT [3600]     seconds allowed for start and WAL replay
@@ -37,6 +39,11 @@ restore_env_defaults() {
   COOP_RESTORE_SOCKET="${COOP_RESTORE_SOCKET:-/var/run/postgresql}"
   COOP_RESTORE_FILES_TO="${COOP_RESTORE_FILES_TO:-/}"
   COOP_RESTORE_REDIS_RDB="${COOP_RESTORE_REDIS_RDB:-}"
+  read -ra RESTORE_EXCLUDE <<<"${COOP_RESTORE_EXCLUDE:-}"
+  local p
+  for p in "${RESTORE_EXCLUDE[@]}"; do
+    [[ "${p}" == /* && "${p}" != / && "${p}" != *[*?[]* ]] || die "COOP_RESTORE_EXCLUDE: '${p}' is not an absolute path below / (no wildcards)"
+  done
   COOP_REDIS_OS_USER="${COOP_REDIS_OS_USER:-redis}"
   COOP_RESTORE_TIMEOUT="${COOP_RESTORE_TIMEOUT:-3600}"
   COOP_RESTORE_START="${COOP_RESTORE_START:-yes}"
@@ -105,14 +112,16 @@ start_database() {
 # The newest files, whatever the database target: media only grows, so the newest snapshot holds every
 # file an earlier database state refers to.
 restore_files() {
-  local repo tag snap
+  local repo tag snap p
+  local -a exclude=()
+  for p in "${RESTORE_EXCLUDE[@]}"; do exclude+=(--exclude "${p}"); done
   repo=$(restic_primary_repo)
   restic_open "${repo}"
   for tag in media config; do
     snap=$(restic_at "${repo}" snapshots --json --tag "${tag}" | jq -r 'sort_by(.time) | .[-1].short_id // empty')
     [[ -n "${snap}" ]] || die "no ${tag} snapshot in restic repository ${repo%%:*}"
-    log_info "restic: restoring ${tag} snapshot ${snap} under ${COOP_RESTORE_FILES_TO}"
-    restic_at "${repo}" restore "${snap}" --target "${COOP_RESTORE_FILES_TO}" >/dev/null
+    log_info "restic: restoring ${tag} snapshot ${snap} under ${COOP_RESTORE_FILES_TO}${RESTORE_EXCLUDE[*]:+, without ${RESTORE_EXCLUDE[*]}}"
+    restic_at "${repo}" restore "${snap}" --target "${COOP_RESTORE_FILES_TO}" "${exclude[@]}" >/dev/null
   done
 }
 

@@ -7,8 +7,9 @@
 #     NTP only), because Mastodon's delivery workers ignore the mode;
 #   e-mail off (file delivery, no SMTP settings), web push off (a new VAPID pair, subscriptions deleted),
 #     registrations closed, the update check off, object storage credentials dropped;
-#   prod's TLS certificates, ACME account and DNS API token (the restore brings /etc/letsencrypt back)
-#     removed: alpha's deploy gets alpha's own, and nothing here renews or serves prod's names;
+#   no TLS certificate, ACME account or DNS API token of prod's (restore-instance.sh leaves prod's
+#     /etc/letsencrypt out; one that came anyway is removed): nothing here renews or serves prod's names,
+#     and alpha's own certificate survives a refresh;
 #   nothing that could act as prod: a new SECRET_KEY_BASE, sessions, OAuth tokens and grants, WebAuthn
 #     credentials, second factors, identities and login activities gone, application secrets replaced,
 #     webhooks disabled, relays removed, every local account's actor key replaced in the database (nothing
@@ -178,13 +179,31 @@ database() {
     die "the sanitizing transaction failed (nothing of it was kept): $(error_lines "${out}")"
 }
 
-# Everything certbot keeps per certificate and per account, and the Cloudflare token tls.sh writes: all
-# prod's after a restore (alpha's own come with its deploy, which runs after this).
+# Any certificate but alpha's own means prod's /etc/letsencrypt came with the files (restore-instance.sh
+# leaves it out; an older restore did not): then everything certbot keeps per certificate and per
+# account goes, alpha's own included (its deploy, which runs after this, gets it again). The DNS token
+# tls.sh writes always goes: the deploy writes alpha's own back.
+foreign_certificates() {
+  local dir="${COOP_LETSENCRYPT_DIR}" conf
+  for conf in "${dir}"/renewal/*.conf; do
+    [[ -f "${conf}" && "$(basename "${conf}")" != "${COOP_ALPHA_DOMAIN}.conf" ]] && printf '%s\n' "$(basename "${conf}" .conf)"
+  done
+  for conf in "${dir}"/live/* "${dir}"/archive/*; do
+    [[ -d "${conf}" && "$(basename "${conf}")" != "${COOP_ALPHA_DOMAIN}" ]] && printf '%s\n' "$(basename "${conf}")"
+  done
+  return 0
+}
+
 prod_tls_gone() {
-  local dir="${COOP_LETSENCRYPT_DIR}" sub
-  for sub in live archive renewal accounts csr keys; do rm -rf "${dir:?}/${sub}"; done
+  local dir="${COOP_LETSENCRYPT_DIR}" sub foreign
+  foreign=$(foreign_certificates | sort -u | paste -sd ' ')
+  if [[ -n "${foreign}" ]]; then
+    # The lineages last: until they are gone, a re-run after a kill finds them and removes the rest.
+    for sub in accounts csr keys live archive renewal; do rm -rf "${dir:?}/${sub}"; done
+    log_info "certificates not alpha's (${foreign}) came with the files: every certificate and ACME account removed from ${dir}"
+  fi
   rm -f "${dir}/coop-cloudflare.ini"
-  log_info "prod's certificates, ACME account and DNS token removed from ${dir}"
+  log_info "no certificate or DNS token of prod's in ${dir}"
 }
 
 verify() {
@@ -195,8 +214,8 @@ verify() {
   done <<<"${rows}"
   ((${#bad[@]} == 0)) || die "still there after sanitizing: ${bad[*]}"
   [[ "$(redis-cli -h "${COOP_REDIS_HOST}" -p "${COOP_REDIS_PORT}" DBSIZE)" == 0 ]] || die "Redis holds keys again: did an app process start?"
-  [[ ! -e "${COOP_LETSENCRYPT_DIR}/coop-cloudflare.ini" && -z "$(ls -A "${COOP_LETSENCRYPT_DIR}/renewal" 2>/dev/null)" ]] ||
-    die "a certificate or DNS token is still in ${COOP_LETSENCRYPT_DIR}"
+  [[ ! -e "${COOP_LETSENCRYPT_DIR}/coop-cloudflare.ini" && -z "$(foreign_certificates)" ]] ||
+    die "a certificate not alpha's, or a DNS token, is still in ${COOP_LETSENCRYPT_DIR}"
   bash "${COOP_ALPHA_GUARD}" || die "the guard refuses to let the app start"
   log_info "alpha is safe to start: $(pg_sql "select count(*) from accounts where domain is null") local accounts with new keys, no prod credential, session, subscription, webhook or relay left"
 }

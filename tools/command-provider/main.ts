@@ -3,7 +3,8 @@
 // github.com/pulumi/pulumi-command/provider). The program keeps using @pulumi/command unchanged; the
 // engine starts this through tools/bin/pulumi-resource-command. Semantics follow the real provider's
 // documentation: triggers replace, any other change runs `update` (or `create` again), `delete` runs
-// on delete, outputs are secret when any input is, stdout/stderr stream to the engine per `logging`.
+// on delete, outputs are secret when any input is, stdout/stderr stream to the engine per `logging`;
+// the function `command:local:run` (local.run / local.runOutput) runs its command on every preview and up.
 import * as grpc from "@grpc/grpc-js";
 import { randomBytes } from "crypto";
 import * as provider from "@pulumi/pulumi/provider";
@@ -17,6 +18,7 @@ const VERSION = "1.2.1";
 const LOCAL_COMMAND = "command:local:Command";
 const REMOTE_COMMAND = "command:remote:Command";
 const COPY_TO_REMOTE = "command:remote:CopyToRemote";
+const LOCAL_RUN = "command:local:run";
 /** Inputs of each type; everything else in the state is an output. */
 const INPUTS: Record<string, readonly string[]> = {
   [LOCAL_COMMAND]: ["addPreviousOutputInEnv", "create", "delete", "dir", "environment", "interpreter", "logging", "stdin", "triggers", "update"],
@@ -78,13 +80,21 @@ async function runCommand(urn: string, type: string, plain: Props, command: stri
   const stdin = str(plain.stdin);
   let out: Output;
   if (type === LOCAL_COMMAND) {
-    const interpreter = Array.isArray(plain.interpreter) ? plain.interpreter.map(String) : ["/bin/sh", "-c"];
-    out = await runProcess(interpreter[0], [...interpreter.slice(1), command], { ...process.env, ...env }, stdin, onLine, str(plain.dir));
+    out = await runLocal(plain, command, env, stdin, onLine);
   } else {
     const conn = plain.connection as unknown as Connection;
     out = await runRemote(conn, command, env, stdin, onLine, (l) => pending.push(engineLog(urn, l, engproto.LogSeverity.WARNING)));
   }
   await Promise.all(pending);
+  return checked(out, command);
+}
+
+function runLocal(plain: Props, command: string, env: Record<string, string>, stdin: string | undefined, onLine: (stream: "stdout" | "stderr", line: string) => void): Promise<Output> {
+  const interpreter = Array.isArray(plain.interpreter) ? plain.interpreter.map(String) : ["/bin/sh", "-c"];
+  return runProcess(interpreter[0], [...interpreter.slice(1), command], { ...process.env, ...env }, stdin, onLine, str(plain.dir));
+}
+
+function checked(out: Output, command: string): Output {
   if (out.code !== 0) {
     // Like the real provider's message: the status and the output tail; the command text holds no secret
     // in this program (parameters travel as environment), but it is kept short anyway.
@@ -92,6 +102,19 @@ async function runCommand(urn: string, type: string, plain: Props, command: stri
     throw new Error(`Process exited with status ${out.code}: running "${command.slice(0, 200)}":\n${tail}`);
   }
   return out;
+}
+
+/**
+ * local.run: the command runs here on every preview and up, and its output is the result (which the SDK
+ * marks secret when an input was). Arguments come as plain values or in their secret wrapper, whichever
+ * way the engine hands them over. Nothing is streamed: a function has no resource to log under.
+ */
+async function invokeRun(inputs: Props): Promise<provider.InvokeResult> {
+  const plain = unwrap(inputs as Wire) as Props;
+  const command = str(plain.command);
+  if (!command) return { failures: [{ property: "command", reason: "command is required" }] };
+  const out = checked(await runLocal(plain, command, environment({ ...plain, addPreviousOutputInEnv: false }, undefined), str(plain.stdin), () => undefined), command);
+  return { outputs: { command, stdout: out.stdout, stderr: out.stderr } };
 }
 
 /** The source of a CopyToRemote as a local path (FileAsset or FileArchive of a folder or file). */
@@ -143,6 +166,10 @@ const commandProvider: provider.Provider = {
   async create(urn, inputs: Props) {
     const outs = await apply(urn, inputs, undefined);
     return { id: randomBytes(8).toString("hex"), outs };
+  },
+  async invoke(token: string, inputs: Props) {
+    if (token !== LOCAL_RUN) throw new Error(`unknown function ${token}: this command provider implements ${LOCAL_RUN} only`);
+    return invokeRun(inputs);
   },
   async read(id, _urn, props) {
     return { id, props };

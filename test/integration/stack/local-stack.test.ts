@@ -585,7 +585,8 @@ describe("pulumi up of the local stack from nothing (real engine, real machines)
       expect(alphaSsh("sudo grep -E '^(LOCAL_DOMAIN|WEB_DOMAIN)=' /home/mastodon/shared/.env.production").out).toMatch(new RegExp(`LOCAL_DOMAIN=${ALPHA_NAME.replace(/\./g, "\\.")}`));
     });
 
-    it("nothing that could act as prod is left: keys, tokens, sessions, subscriptions, webhooks, relays, Redis", () => {
+    /** What must hold of every copy alpha serves: nothing left that could act as prod. */
+    const expectSafe = () => {
       const keysLeft = alphaPsql("select coalesce(string_agg(private_key, '|'), '') from accounts where domain is null");
       for (const k of prodKeys) expect(keysLeft.includes(k.split("\n")[1]), "a local account kept prod's actor key").toBe(false);
       expect(alphaPsql("select count(*) from accounts where domain is null and coalesce(private_key, '') = ''")).toBe("0");
@@ -599,6 +600,15 @@ describe("pulumi up of the local stack from nothing (real engine, real machines)
       expect(alphaSsh("redis-cli exists schedule").out.trim()).toBe("0");
       // WAL goes nowhere: the repositories are prod's and alpha cannot write them.
       expect(alphaPsql("show archive_mode")).toBe("off");
+      // The app's own units carry the guard, which lets them start only on a copy made safe.
+      for (const role of ["web", "streaming", "sidekiq"]) {
+        expect(alphaSsh(`systemctl show -p DropInPaths --value coop-fixture-${role}.service`).out, role).toMatch(/coop-alpha-guard\.conf/);
+      }
+      expect(alphaSsh("sudo /usr/local/sbin/coop-alpha-guard").code, "the guard passes on the copy it was made for").toBe(0);
+    };
+
+    it("nothing that could act as prod is left: keys, tokens, sessions, subscriptions, webhooks, relays, Redis", () => {
+      expectSafe();
     });
 
     it("alpha's app user reaches nothing outside (nftables egress), while name resolution still works", () => {
@@ -697,6 +707,49 @@ describe("pulumi up of the local stack from nothing (real engine, real machines)
       expect(alphaSsh("sudo journalctl _COMM=sudo --no-pager -o cat | grep -c 'ENV=COOP_'; true").out.trim()).toBe("0");
       expect(logs.join("\n").includes(grant)).toBe(false);
     });
+
+    it("a newer prod backup refreshes alpha on its next up: prod's new rows arrive, alpha's own changes go, alpha's certificate stays, and the copy is made safe again", async () => {
+      const keys = await hostKeys();
+      const onProd = (command: string, input?: string) => ssh(PRIMARY, keys.primary, command, [], {}, input);
+      const serial = () => alphaSsh(`sudo openssl x509 -noout -serial -in /etc/letsencrypt/live/${ALPHA_NAME}/cert.pem`).out.trim();
+      const serialBefore = serial();
+      expect(serialBefore).toMatch(/^serial=/);
+      // What only this copy holds (a member's trial post, an upload), and what prod gains after it was made.
+      expect(alphaSsh("sudo -u postgres psql -X -q -d mastodon_production -c 'create table alpha_trial (note text); insert into alpha_trial values (1)'").code).toBe(0);
+      expect(alphaSsh("sudo -u mastodon touch /home/mastodon/shared/public/system/alpha-trial-upload").code).toBe(0);
+      expect(onProd("sudo -u postgres psql -X -q -d mastodon_production -c \"create table prod_after_alpha (note text); insert into prod_after_alpha values ('newer than alpha')\"").code).toBe(0);
+      expect(onProd("sudo -u mastodon sh -c 'echo media > /home/mastodon/shared/public/system/prod-after-alpha'").code).toBe(0);
+      // Before prod's next backup, alpha's up finds nothing new: prod's data alone does not refresh it.
+      const quiet = await alpha.preview({ onOutput: log });
+      expect(quiet.changeSummary.replace ?? 0, "a refresh with no newer backup").toBe(0);
+      const backup = onProd("sudo systemctl start coop-backup.service && sudo journalctl -u coop-backup.service --no-pager -o cat | tail -n 2");
+      expect(backup.code, backup.out).toBe(0);
+      const newest = backupLabels(ssh(SECONDARY, keys.secondary, "sudo -u coop-backup pgbackrest --stanza=main --output=json info").out).split(" ").pop();
+      // The preview says so before anything runs: the restore, and what follows it, are replaced.
+      const coming = await alpha.preview({ onOutput: log, diff: true });
+      expect(coming.changeSummary.replace ?? 0, "restore, sanitize and deploy").toBeGreaterThanOrEqual(3);
+      expect(coming.stdout).toContain(String(newest));
+      const t0 = Date.now();
+      const refreshed = await alpha.up({ onOutput: log });
+      log(`alpha: refresh from prod's newer backup took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      expect(refreshed.summary.result).toBe("succeeded");
+      expect(refreshed.summary.resourceChanges?.replace ?? 0).toBeGreaterThanOrEqual(3);
+      expect(alphaPsql("select note from prod_after_alpha")).toBe("newer than alpha");
+      expect(alphaPsql("select to_regclass('public.alpha_trial') is null")).toBe("t");
+      expect(alphaSsh("sudo ls /home/mastodon/shared/public/system").out.trim().split("\n")).toEqual(expect.arrayContaining(["prod-after-alpha"]));
+      expect(alphaSsh("sudo test -e /home/mastodon/shared/public/system/alpha-trial-upload").code, "alpha's own upload is gone").not.toBe(0);
+      expect(alphaSsh("sudo cat /var/lib/coop/restore-instance.done").out.trim()).toBe(`reader:latest:${newest}`);
+      // The deployed release's migrations ran over prod's data (alpha may run a newer release than prod).
+      expect(logs.join("\n")).toMatch(/the database was restored under current \(.*\): running its migrations/);
+      // alpha's own site and certificate stayed (no new issuance); prod's never came.
+      expect(serial()).toBe(serialBefore);
+      expect(alphaSsh("sudo ls /etc/letsencrypt/renewal").out.trim()).toBe(`${ALPHA_NAME}.conf`);
+      expectSafe();
+      addProbe();
+      const ca = await trustRoot();
+      const served = sh("curl", ["-fsS", "--max-time", "5", "--cacert", ca, "--resolve", `${ALPHA_NAME}:443:${ALPHA}`, `https://${ALPHA_NAME}/health`], { netns: PROBE_NS });
+      expect(served.code, served.out).toBe(0);
+    }, 10 * MINUTE);
 
     it("an unchanged alpha runs nothing on a second up; destroy removes its machine and leaves prod's network", async () => {
       const again = await alpha.up({ onOutput: log });
