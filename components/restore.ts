@@ -3,8 +3,8 @@
 // instance back instead of a new, empty one. docs/runbooks/restore.md is the procedure around it.
 // With `restore.from: prod` (alpha), the backups are prod's, read through the read-only grant in prod's
 // stack output (install-reader.sh), and the copy is made safe (sanitize-alpha.sh) before the app deploys:
-// docs/runbooks/alpha.md. alpha follows prod: every preview and up reads prod's newest backup set through
-// the grant, and a newer one than alpha's copy is a new restore (a refresh) that replaces it.
+// docs/runbooks/alpha.md. alpha follows prod: every preview and up reads, through the grant, which backup
+// prod's last passing drill verified, and a newer one than alpha's copy is a new restore (a refresh).
 import * as path from "path";
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
@@ -33,35 +33,57 @@ export interface RestoreArgs {
 /** Runs on the operator's machine: pgBackRest's JSON info of prod's repository, through the grant. */
 const READ_PROD_BACKUPS = path.join(__dirname, "lib", "read-prod-backups.sh");
 
-/** pgBackRest's `--output=json info`, as far as this program reads it. */
-interface BackupInfo {
-  readonly name?: string;
-  readonly backup?: readonly { readonly label?: string; readonly timestamp?: { readonly stop?: number } }[];
+/** What read-prod-backups.sh prints: pgBackRest's `--output=json info` and drill.sh's last-verified.json. */
+interface ProdBackups {
+  readonly info?: { readonly name?: string; readonly backup?: { readonly label?: string }[] }[];
+  readonly verified?: { readonly stanza?: string; readonly backupLabel?: string; readonly restorePoint?: string } | null;
 }
 
-/** The label of the newest backup set of one stanza in pgBackRest's JSON info (`where` names the source). */
-export function newestBackupLabel(info: string, stanza: string, where: string): string {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(info);
-  } catch {
-    throw new Error(`${where}: pgBackRest's info is not JSON: ${info.slice(0, 200)}`);
-  }
-  const entry = Array.isArray(parsed) ? (parsed as BackupInfo[]).find((s) => s?.name === stanza) : undefined;
-  if (!entry) throw new Error(`${where} has no stanza "${stanza}" (pgBackRest info lists none by that name)`);
-  const sets = [...(entry.backup ?? [])].filter((b) => typeof b.label === "string");
-  if (sets.length === 0) throw new Error(`${where} holds no backup of stanza "${stanza}" yet: run that stack's backup (coop-backup.service) first`);
-  sets.sort((a, b) => (a.timestamp?.stop ?? 0) - (b.timestamp?.stop ?? 0));
-  return String(sets[sets.length - 1].label);
+/** The backup prod's last passing drill verified: its pgBackRest set and the restore point it reached. */
+export interface VerifiedBackup {
+  readonly label: string;
+  readonly restorePoint: string;
 }
 
 /**
- * prod's newest backup set, read on every preview and up (a function, not a resource) through the grant's
- * forced command, which allows pgBackRest's info. The label names no secret, so it leaves the secret
- * wrapper the key put around the result and shows in the diff that a refresh is coming.
+ * The backup alpha follows: the one prod's last passing drill verified, as long as prod's repository
+ * still holds its set (`where` names the source in messages). A backup made since, not yet drilled, waits.
  */
-export function prodNewestBackup(grant: pulumi.Output<ReaderGrant>, reference: string): pulumi.Output<string> {
-  const info = command.local.runOutput({
+export function verifiedBackup(report: string, stanza: string, where: string): VerifiedBackup {
+  let parsed: ProdBackups;
+  try {
+    parsed = JSON.parse(report) as ProdBackups;
+  } catch {
+    throw new Error(`${where}: what its backups report is not JSON: ${report.slice(0, 200)}`);
+  }
+  const entry = Array.isArray(parsed.info) ? parsed.info.find((s) => s?.name === stanza) : undefined;
+  if (!entry) throw new Error(`${where} has no stanza "${stanza}" (pgBackRest info lists none by that name)`);
+  const labels = (entry.backup ?? []).map((b) => b.label);
+  const verified = parsed.verified;
+  if (!verified?.backupLabel || !verified.restorePoint) {
+    throw new Error(
+      `${where}: no backup of stanza "${stanza}" has passed a restore drill yet, and alpha restores only a verified one: ` +
+        `run the drill there (sudo systemctl start coop-drill.service on that stack's secondary), then this again`,
+    );
+  }
+  if (verified.stanza !== undefined && verified.stanza !== stanza) throw new Error(`${where}: its last verified backup is of stanza "${verified.stanza}", not "${stanza}"`);
+  if (!labels.includes(verified.backupLabel)) {
+    throw new Error(
+      `${where}: the backup its last passing drill verified (${verified.backupLabel}) is no longer in its repository: ` +
+        `every drill since has failed; fix that stack's drill first (docs/runbooks/alerts.md, "A restore drill failed")`,
+    );
+  }
+  if (!/^[A-Za-z0-9_.:-]+$/.test(verified.restorePoint)) throw new Error(`${where}: its last verified restore point "${verified.restorePoint}" is not a restore point name`);
+  return { label: verified.backupLabel, restorePoint: verified.restorePoint };
+}
+
+/**
+ * The backup prod's last passing drill verified, read on every preview and up (a function, not a
+ * resource) through the grant's forced command. Labels and names hold no secret, so they leave the
+ * secret wrapper the key put around the result, and the diff shows that a refresh is coming and to what.
+ */
+export function prodVerifiedBackup(grant: pulumi.Output<ReaderGrant>, reference: string): pulumi.Output<VerifiedBackup> {
+  const report = command.local.runOutput({
     command: `bash ${JSON.stringify(READ_PROD_BACKUPS)}`,
     environment: {
       COOP_READER_HOST: grant.host, COOP_READER_PORT: grant.port.apply(String), COOP_READER_USER: grant.user,
@@ -70,7 +92,7 @@ export function prodNewestBackup(grant: pulumi.Output<ReaderGrant>, reference: s
     logging: "none",
   });
   return pulumi.unsecret(
-    pulumi.all([info.stdout, grant.stanza]).apply(([out, stanza]) => newestBackupLabel(out, stanza, `stack ${reference}'s repository host`)),
+    pulumi.all([report.stdout, grant.stanza]).apply(([out, stanza]) => verifiedBackup(out, stanza, `stack ${reference}'s repository host`)),
   );
 }
 
@@ -139,12 +161,16 @@ export class Restore extends pulumi.ComponentResource {
         triggers: [scriptsHash(["install-reader.sh"])],
         dependsOn: [...args.after, args.scripts.upload],
       });
-    // Following prod's newest backup: a newer set than the one this copy came from is a new restore.
-    const generation = grant && args.restore.target === "latest" ? prodNewestBackup(grant, reader.stack) : undefined;
+    // "latest" from prod is the backup prod's last passing drill verified, to the very point the drill
+    // reached: a newer verified one than this copy's is a new restore.
+    const verified = grant && args.restore.target === "latest" ? prodVerifiedBackup(grant, reader.stack) : undefined;
+    const generation = verified?.label;
     const restored = run("restore", {
       script: "restore-instance.sh",
       params: {
-        restoreFrom: reader ? "reader" : args.restore.from, restoreTarget: args.restore.target, restoreGeneration: generation,
+        restoreFrom: reader ? "reader" : args.restore.from,
+        restoreTarget: verified ? pulumi.interpolate`name:${verified.restorePoint}` : args.restore.target,
+        restoreGeneration: generation,
         pgVersion: String(args.pgVersion), pgDataLink: args.pgDataLink,
       },
       // restore-instance.sh and restore.sh log steps, labels and counts; the passphrases stay in the

@@ -11,7 +11,9 @@
 #   COOP_DRILL_PORT [5499]                 scratch cluster port (unix socket only)
 #   COOP_DRILL_TIMEOUT [3600]              seconds allowed for start and WAL replay
 #   COOP_DRILL_READ_DATA [5%]              share of restic pack data re-read and verified
-#   COOP_DRILL_RESULTS_DIR [/var/lib/coop/drills]   JSON results (one per run, last.json)
+#   COOP_DRILL_RESULTS_DIR [/var/lib/coop/drills]   JSON results (one per run, last.json, and
+#                                  last-verified.json: the backup the last passing drill verified, 0644,
+#                                  which a stack granted read access follows: alpha)
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -161,6 +163,10 @@ write_result() {
      + (if $reason == "" then {} else {reason: $reason} end)')
   write_atomic "${COOP_DRILL_RESULTS_DIR}/drill-$(date -u +%Y%m%dT%H%M%SZ).json" <<<"${result}"
   write_atomic "${COOP_DRILL_RESULTS_DIR}/last.json" <<<"${result}"
+  # Labels and a time, nothing secret: readable by the stacks that read the backups (grant-repo-reader.sh).
+  if [[ "${ok}" == true ]]; then
+    jq '{finishedAt, stanza, backupLabel, restorePoint}' <<<"${result}" | write_atomic "${COOP_DRILL_RESULTS_DIR}/last-verified.json" 0644
+  fi
   mkdir -p "${COOP_TEXTFILE_DIR}"
   jq -r '"# HELP coop_drill_success 1 if the last restore drill verified the newest backup.",
     "# TYPE coop_drill_success gauge", "coop_drill_success \(if .ok then 1 else 0 end)",

@@ -4,9 +4,9 @@
 # an OS user of its own in the repositories' group (pgBackRest makes files 0640 and folders 0750, and
 # restic 0.14 gives new files the group bits of the repository's config file), so the kernel refuses
 # every write, expire or delete whatever the reader asks for; an SSH key that can only run a read-only
-# sftp server (restic, with --no-lock) or pgBackRest's info and the remote of a restore or archive-get,
+# sftp server (restic, with --no-lock), pgBackRest's info and the remote of a restore or archive-get,
 # with the reader's own configuration, which holds the repository's cipher passphrase here, on prod's
-# side. The reader's key is born here, once; stdout carries only what the reading stack needs, for a
+# side, or `drill-verified`: which backup the last passing drill verified (drill.sh's last-verified.json). The reader's key is born here, once; stdout carries only what the reading stack needs, for a
 # secret output of prod's stack (the Pulumi command must not log stdout):
 #   reader-user coop-read-<name>
 #   reader-key <the private key, base64 of its OpenSSH file>
@@ -22,6 +22,7 @@
 #   COOP_PGBACKREST_CIPHER_PASS    the repository's passphrase (secret, from the environment only)
 #   COOP_REPO_OS_USER [coop-backup]  owner of the repositories
 #   COOP_REPO_PATH [/srv/backup/pgbackrest]   COOP_RESTIC_REPO_PATH [/srv/backup/restic]
+#   COOP_DRILL_RESULTS_DIR [/var/lib/coop/drills]   where drill.sh writes last-verified.json
 #   COOP_READER_AUTHORIZED_KEYS [/var/lib/coop-read-<name>/.ssh/authorized_keys]  root-owned: the reader
 #                                  cannot change what its key may run
 #   For tests: COOP_ETC_DIR [/etc]  COOP_SBIN_DIR [/usr/local/sbin]  COOP_SKIP_SYSTEMCTL (no sshd reload)
@@ -60,6 +61,7 @@ reader_env() {
   COOP_REPO_OS_USER="${COOP_REPO_OS_USER:-coop-backup}"
   COOP_REPO_PATH="${COOP_REPO_PATH:-/srv/backup/pgbackrest}"
   COOP_RESTIC_REPO_PATH="${COOP_RESTIC_REPO_PATH:-/srv/backup/restic}"
+  COOP_DRILL_RESULTS_DIR="${COOP_DRILL_RESULTS_DIR:-/var/lib/coop/drills}"
   id -u "${COOP_REPO_OS_USER}" >/dev/null 2>&1 || die "no user ${COOP_REPO_OS_USER}: install-backup.sh (repo side) must run on this host first"
   REPO_GROUP=$(id -gn "${COOP_REPO_OS_USER}")
 }
@@ -111,8 +113,9 @@ lock-path=/tmp/${READER}-lock
 CONF
 }
 
-# The forced command of the reader's key: a read-only sftp server, or pgBackRest's remote with this
-# host's reader configuration. The command's words are split, never evaluated by a shell.
+# The forced command of the reader's key: a read-only sftp server, pgBackRest's remote with this host's
+# reader configuration, or the last verified backup (JSON, `null` before any drill passed). The
+# command's words are split, never evaluated by a shell.
 render_wrapper() {
   local allowed='restore:remote|archive-get:remote|info:remote|info'
   cat <<WRAPPER
@@ -122,6 +125,7 @@ set -euo pipefail
 read -ra words <<<"\${SSH_ORIGINAL_COMMAND:-}"
 case "\${words[0]:-}" in
   internal-sftp | */sftp-server) exec /usr/lib/openssh/sftp-server -R ;;
+  drill-verified) cat ${COOP_DRILL_RESULTS_DIR}/last-verified.json 2>/dev/null || echo null ;;
   pgbackrest)
     args=()
     for w in "\${words[@]:1}"; do
@@ -135,7 +139,7 @@ case "\${words[0]:-}" in
     [[ "\${args[-1]:-}" =~ ^(${allowed})\$ ]] ||
       { echo "coop-repo-reader: only pgBackRest's info and the remote of a restore or archive-get may run" >&2; exit 1; }
     exec pgbackrest --config=${READER_CONFIG} "\${args[@]}" ;;
-  *) echo "coop-repo-reader: ${READER} may only read the backups (sftp, pgbackrest remote)" >&2; exit 1 ;;
+  *) echo "coop-repo-reader: ${READER} may only read the backups (sftp, pgbackrest remote, drill-verified)" >&2; exit 1 ;;
 esac
 WRAPPER
 }

@@ -3,7 +3,8 @@
 // grant, and every attempt it makes to write, expire or delete prod's backups fails, leaving the
 // repositories exactly as they were.
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startBackupRig, type BackupRig } from "../../../src/local/backup-rig";
@@ -12,6 +13,9 @@ import { generate } from "../../fixtures/mastodon/generator";
 import { ok, TABLE_DIGESTS_SQL, treeHashes } from "./rig-support";
 
 const READER = "coop-read-alpha";
+/** Where the drill's results are on the repository host: a folder the reader's user can reach, as /var/lib/coop/drills. */
+const DRILLS = mkdtempSync(join(tmpdir(), "coop-drills-"));
+chmodSync(DRILLS, 0o755);
 let rig: BackupRig;
 let readerEnv: Record<string, string>;
 let readerSsh: string;
@@ -72,6 +76,7 @@ beforeAll(async () => {
       COOP_ETC_DIR: etc,
       COOP_SBIN_DIR: join(rig.dir, "sbin"),
       COOP_SKIP_SYSTEMCTL: "1",
+      COOP_DRILL_RESULTS_DIR: DRILLS,
     },
   });
   grantScript = grantOnce;
@@ -164,6 +169,20 @@ describe("grant-repo-reader.sh", () => {
     await run("runuser", ["-u", rig.pg.osUser, "--", join(rig.pg.binDir, "pg_ctl"), "-D", join(target, "pgdata"), "-m", "immediate", "stop"], { allowFailure: true });
     expect(repoStates(), "the restore changed prod's repositories").toBe(before);
   }, 600_000);
+
+  it("drill-verified tells the reader which backup the last passing drill verified (null before one), whatever else it asks", async () => {
+    try {
+      expect((await asReader("drill-verified")).stdout.trim()).toBe("null");
+      const verified = { finishedAt: "2026-12-02T12:05:00Z", stanza: "main", backupLabel: "20261202-100000F", restorePoint: "coop-20261202T100000Z" };
+      writeFileSync(join(DRILLS, "last-verified.json"), `${JSON.stringify(verified)}\n`, { mode: 0o644 });
+      writeFileSync(join(DRILLS, "last.json"), "{\"secret\": \"not for the reader\"}\n", { mode: 0o600 });
+      const asked = await asReader("drill-verified ../last.json; cat /etc/shadow");
+      expect(asked.code, asked.stderr).toBe(0);
+      expect(JSON.parse(asked.stdout)).toEqual(verified);
+    } finally {
+      rmSync(DRILLS, { recursive: true, force: true });
+    }
+  });
 
   it("every attempt to write, expire or delete prod's backups fails, and the repositories stay as they were", async () => {
     const before = repoStates();

@@ -549,6 +549,9 @@ describe("pulumi up of the local stack from nothing (real engine, real machines)
       expect(ssh(PRIMARY, keys.primary, "sudo grep -c '^SMTP_SERVER=' /home/mastodon/shared/.env.production").out.trim()).toBe("1");
       const backup = ssh(PRIMARY, keys.primary, "sudo systemctl start coop-backup.service && sudo journalctl -u coop-backup.service --no-pager -o cat | tail -n 3");
       expect(backup.code, backup.out).toBe(0);
+      // alpha restores the backup prod's last passing drill verified.
+      const drill = ssh(SECONDARY, keys.secondary, "sudo systemctl start coop-drill.service");
+      expect(drill.code, drill.out).toBe(0);
       prodBackups = backupLabels(ssh(SECONDARY, keys.secondary, "sudo -u coop-backup pgbackrest --stanza=main --output=json info").out);
       alpha = await openLocalStack({
         stateDir: path.join(root, "state"),
@@ -708,7 +711,7 @@ describe("pulumi up of the local stack from nothing (real engine, real machines)
       expect(logs.join("\n").includes(grant)).toBe(false);
     });
 
-    it("a newer prod backup refreshes alpha on its next up: prod's new rows arrive, alpha's own changes go, alpha's certificate stays, and the copy is made safe again", async () => {
+    it("a newer prod backup, once its drill passed, refreshes alpha on its next up: prod's rows up to the verified point arrive, alpha's own changes go, alpha's certificate stays, and the copy is made safe again", async () => {
       const keys = await hostKeys();
       const onProd = (command: string, input?: string) => ssh(PRIMARY, keys.primary, command, [], {}, input);
       const serial = () => alphaSsh(`sudo openssl x509 -noout -serial -in /etc/letsencrypt/live/${ALPHA_NAME}/cert.pem`).out.trim();
@@ -719,12 +722,18 @@ describe("pulumi up of the local stack from nothing (real engine, real machines)
       expect(alphaSsh("sudo -u mastodon touch /home/mastodon/shared/public/system/alpha-trial-upload").code).toBe(0);
       expect(onProd("sudo -u postgres psql -X -q -d mastodon_production -c \"create table prod_after_alpha (note text); insert into prod_after_alpha values ('newer than alpha')\"").code).toBe(0);
       expect(onProd("sudo -u mastodon sh -c 'echo media > /home/mastodon/shared/public/system/prod-after-alpha'").code).toBe(0);
-      // Before prod's next backup, alpha's up finds nothing new: prod's data alone does not refresh it.
-      const quiet = await alpha.preview({ onOutput: log });
-      expect(quiet.changeSummary.replace ?? 0, "a refresh with no newer backup").toBe(0);
       const backup = onProd("sudo systemctl start coop-backup.service && sudo journalctl -u coop-backup.service --no-pager -o cat | tail -n 2");
       expect(backup.code, backup.out).toBe(0);
       const newest = backupLabels(ssh(SECONDARY, keys.secondary, "sudo -u coop-backup pgbackrest --stanza=main --output=json info").out).split(" ").pop();
+      // Written after the backup: in prod's WAL, but past the point a drill verifies.
+      expect(onProd("sudo -u postgres psql -X -q -d mastodon_production -c \"insert into prod_after_alpha values ('after the backup')\"").code).toBe(0);
+      // Until prod's drill has verified the new backup, alpha's preview finds nothing to refresh to.
+      const quiet = await alpha.preview({ onOutput: log });
+      expect(quiet.changeSummary.replace ?? 0, "a refresh to a backup no drill verified").toBe(0);
+      const drill = ssh(SECONDARY, keys.secondary, "sudo systemctl start coop-drill.service && sudo cat /var/lib/coop/drills/last-verified.json");
+      expect(drill.code, drill.out).toBe(0);
+      const verified = JSON.parse(drill.out.slice(drill.out.indexOf("{"))) as { backupLabel: string; restorePoint: string };
+      expect(verified.backupLabel).toBe(newest);
       // The preview says so before anything runs: the restore, and what follows it, are replaced.
       const coming = await alpha.preview({ onOutput: log, diff: true });
       expect(coming.changeSummary.replace ?? 0, "restore, sanitize and deploy").toBeGreaterThanOrEqual(3);
@@ -734,11 +743,12 @@ describe("pulumi up of the local stack from nothing (real engine, real machines)
       log(`alpha: refresh from prod's newer backup took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
       expect(refreshed.summary.result).toBe("succeeded");
       expect(refreshed.summary.resourceChanges?.replace ?? 0).toBeGreaterThanOrEqual(3);
-      expect(alphaPsql("select note from prod_after_alpha")).toBe("newer than alpha");
+      // Exactly what the drill verified: the rows before the backup, not the one written after it.
+      expect(alphaPsql("select string_agg(note, ',') from prod_after_alpha")).toBe("newer than alpha");
       expect(alphaPsql("select to_regclass('public.alpha_trial') is null")).toBe("t");
       expect(alphaSsh("sudo ls /home/mastodon/shared/public/system").out.trim().split("\n")).toEqual(expect.arrayContaining(["prod-after-alpha"]));
       expect(alphaSsh("sudo test -e /home/mastodon/shared/public/system/alpha-trial-upload").code, "alpha's own upload is gone").not.toBe(0);
-      expect(alphaSsh("sudo cat /var/lib/coop/restore-instance.done").out.trim()).toBe(`reader:latest:${newest}`);
+      expect(alphaSsh("sudo cat /var/lib/coop/restore-instance.done").out.trim()).toBe(`reader:name:${verified.restorePoint}:${newest}`);
       // The deployed release's migrations ran over prod's data (alpha may run a newer release than prod).
       expect(logs.join("\n")).toMatch(/the database was restored under current \(.*\): running its migrations/);
       // alpha's own site and certificate stayed (no new issuance); prod's never came.
