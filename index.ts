@@ -99,6 +99,8 @@ if (alertsConfig) {
     hosts: [...hosts].map(([name, h]) => ({ name, connection: h.connection, scripts: h.scripts, after: backup?.installs })),
     smtpPassword,
     webhookUrl: cfg.secrets.alertWebhookUrl,
+    // Local stacks run the fixture app, which has no upstream to fall behind.
+    appFlavor: local ? undefined : flavor,
   });
 }
 

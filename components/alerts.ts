@@ -1,10 +1,12 @@
 // Alerts: where each host sends what needs a person (scripts/install-alerts.sh, scripts/alert.sh). The
 // backup and drill units name coop-alert@.service in OnFailure=; this component tells that unit where to
 // send (e-mail through the stack's SMTP server and/or a webhook) and installs the daily check
-// (scripts/check.sh) with coopctl status's thresholds. Secrets go only in the environment.
+// (scripts/check.sh) with coopctl status's thresholds, which also tells a security release of the app's
+// upstream missed for longer than alerts.securityGraceHours. Secrets go only in the environment.
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import type { AlertsConfig, MailConfig } from "../src/config/schema";
+import type { Flavor } from "../src/upgrade/path";
 import { installId } from "./backup";
 import type { HostConnection } from "./host";
 import { HostScripts, REMOTE_SCRIPTS_DIR, ScriptParams, scriptEnvironment, scriptsHash, sudoScript, uploadedOrInstalled } from "./lib/script";
@@ -25,6 +27,22 @@ export interface AlertsArgs {
   readonly hosts: readonly AlertsHost[];
   readonly smtpPassword?: pulumi.Input<string>;
   readonly webhookUrl?: pulumi.Input<string>;
+  /**
+   * The deployed app: its upstream's releases (mastodon/mastodon, hometown-fork/hometown) are what the daily
+   * check compares the host's `current` release with. Unset (a local stack's fixture app): no comparison.
+   */
+  readonly appFlavor?: Flavor;
+}
+
+/**
+ * The GitHub repository each flavor's releases come from: coopctl behind's (APP_UPSTREAM in
+ * src/reports/upstream.ts, which the program does not import; a unit test holds the two equal).
+ */
+export const CHECK_UPSTREAM_REPOS: Readonly<Record<Flavor, string>> = { mastodon: "mastodon/mastodon", hometown: "hometown-fork/hometown" };
+
+/** The GitHub repository the daily check reads the app's releases from; none without an app flavor. */
+export function checkUpstreamRepo(flavor: Flavor | undefined): string | undefined {
+  return flavor === undefined ? undefined : CHECK_UPSTREAM_REPOS[flavor];
 }
 
 /**
@@ -72,6 +90,8 @@ export class Alerts extends pulumi.ComponentResource {
       checkWalMaxLagSeconds: String(a.walMaxLagSeconds),
       checkDiskMaxPercent: String(a.diskMaxPercent),
       checkCertMinDays: String(a.certMinDays),
+      checkSecurityGraceHours: String(a.securityGraceHours),
+      checkUpstreamRepo: checkUpstreamRepo(args.appFlavor),
     };
     // A replacement (new triggers) installs before the old install's delete runs: the ID recorded on the
     // host tells that delete a newer install is in place, which it must leave alone.

@@ -19,6 +19,10 @@
 #   COOP_CHECK_AT [07:00]            when the daily check (check.sh) runs, UTC, after the drill
 #   COOP_CHECK_BACKUP_MAX_AGE_HOURS [26]  COOP_CHECK_DRILL_MAX_AGE_HOURS [26]  COOP_CHECK_WAL_MAX_LAG_SECONDS [300]
 #   COOP_CHECK_DISK_MAX_PERCENT [85]  COOP_CHECK_CERT_MIN_DAYS [14]   its thresholds (those of coopctl status)
+#   COOP_CHECK_SECURITY_GRACE_HOURS [72]   a security release of the app missed longer than this is told
+#   COOP_CHECK_UPSTREAM_REPO         the GitHub owner/name of the deployed app's upstream (mastodon/mastodon,
+#                                    hometown-fork/hometown); empty: the check compares no release
+#   COOP_CHECK_RELEASES_API [https://api.github.com]   where the check lists its releases (tests: loopback)
 #   COOP_ALERT_DIR [/etc/coop/alerts]  COOP_SCRIPTS_DIR [/opt/coop/scripts]
 #   COOP_SCRIPTS_FROM                uploaded scripts folder: alert.sh and its libraries are installed from it
 #   COOP_SYSTEMD_DIR [/etc/systemd/system]  COOP_SKIP_SYSTEMCTL (tests: no daemon-reload)  COOP_SKIP_APT
@@ -63,6 +67,11 @@ install_alerts_env() {
   COOP_CHECK_AT="${COOP_CHECK_AT:-07:00}"
   [[ "${COOP_CHECK_AT}" =~ ^([01][0-9]|2[0-3]):[0-5][0-9]$ ]] || die "COOP_CHECK_AT must be HH:MM (found '${COOP_CHECK_AT}')"
   check_thresholds_env
+  COOP_CHECK_UPSTREAM_REPO="${COOP_CHECK_UPSTREAM_REPO:-}"
+  COOP_CHECK_RELEASES_API="${COOP_CHECK_RELEASES_API:-${DEFAULT_RELEASES_API}}"
+  local problem
+  problem=$(upstream_env_problem)
+  [[ -z "${problem}" ]] || die "${problem}"
   [[ "${COOP_ALERT_STACK}" =~ ^[A-Za-z0-9._-]*$ ]] || die "COOP_ALERT_STACK must be a stack name (found '${COOP_ALERT_STACK}')"
   [[ "${COOP_ALERT_SMTP_STARTTLS}" =~ ^(yes|no)$ ]] || die "COOP_ALERT_SMTP_STARTTLS must be yes or no (found '${COOP_ALERT_SMTP_STARTTLS}')"
   if [[ -n "${COOP_ALERT_EMAIL_TO}" ]]; then
@@ -111,6 +120,9 @@ write_destinations() {
     log_warn "no alert destination given: alerts only reach this host's journal"
   else
     log_info "alerts go to: $(IFS=';' && printf '%s' "${where[*]}")"
+  fi
+  if [[ -n "${COOP_CHECK_UPSTREAM_REPO}" ]]; then
+    log_info "the daily check tells a security release of ${COOP_CHECK_UPSTREAM_REPO} missed for more than ${COOP_CHECK_SECURITY_GRACE_HOURS} h (releases from ${COOP_CHECK_RELEASES_API})"
   fi
 }
 

@@ -21,7 +21,7 @@ alerts_env() {
 
 # check.sh's thresholds (coopctl status's defaults; stack config alerts.* and backup.drillMaxAgeHours).
 readonly CHECK_THRESHOLDS=(COOP_CHECK_BACKUP_MAX_AGE_HOURS COOP_CHECK_DRILL_MAX_AGE_HOURS COOP_CHECK_WAL_MAX_LAG_SECONDS
-  COOP_CHECK_DISK_MAX_PERCENT COOP_CHECK_CERT_MIN_DAYS)
+  COOP_CHECK_DISK_MAX_PERCENT COOP_CHECK_CERT_MIN_DAYS COOP_CHECK_SECURITY_GRACE_HOURS)
 
 check_thresholds_env() {
   COOP_CHECK_BACKUP_MAX_AGE_HOURS="${COOP_CHECK_BACKUP_MAX_AGE_HOURS:-26}"
@@ -29,10 +29,40 @@ check_thresholds_env() {
   COOP_CHECK_WAL_MAX_LAG_SECONDS="${COOP_CHECK_WAL_MAX_LAG_SECONDS:-300}"
   COOP_CHECK_DISK_MAX_PERCENT="${COOP_CHECK_DISK_MAX_PERCENT:-85}"
   COOP_CHECK_CERT_MIN_DAYS="${COOP_CHECK_CERT_MIN_DAYS:-14}"
+  COOP_CHECK_SECURITY_GRACE_HOURS="${COOP_CHECK_SECURITY_GRACE_HOURS:-72}"
   local v
   for v in "${CHECK_THRESHOLDS[@]}"; do
     [[ "${!v}" =~ ^[0-9]+$ ]] || die "${v} must be a whole number (found '${!v}')"
   done
+}
+
+readonly DEFAULT_RELEASES_API="https://api.github.com"
+readonly UPSTREAM_REPO_RE='^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$'
+# No quote, dollar or backslash: alert.env holds it in double quotes.
+readonly RELEASES_API_RE='^https?://[][A-Za-z0-9.:/_~%@-]+$'
+
+# upstream_env: the GitHub repository whose releases the deployed app is compared with (empty: no
+# comparison; stack config: the app's flavor) and the API that lists them, from the environment or else
+# alert.env. status.sh reads them here itself: coopctl status runs it with backup.env alone. Only these two
+# names are taken from alert.env (in a subshell), so status.sh still holds no destination.
+upstream_env() {
+  local file="${COOP_ALERT_DIR:-/etc/coop/alerts}/alert.env"
+  local -a from_file=()
+  if [[ -r "${file}" ]]; then
+    # shellcheck source=/dev/null # written by install-alerts.sh (render_alert_env): names and addresses only
+    mapfile -t from_file < <(source "${file}" >/dev/null 2>&1 || true; printf '%s\n' "${COOP_CHECK_UPSTREAM_REPO:-}" "${COOP_CHECK_RELEASES_API:-}")
+  fi
+  COOP_CHECK_UPSTREAM_REPO="${COOP_CHECK_UPSTREAM_REPO:-${from_file[0]:-}}"
+  COOP_CHECK_RELEASES_API="${COOP_CHECK_RELEASES_API:-${from_file[1]:-${DEFAULT_RELEASES_API}}}"
+}
+
+# upstream_env_problem: what is wrong with upstream_env's two settings, or nothing.
+upstream_env_problem() {
+  if [[ -n "${COOP_CHECK_UPSTREAM_REPO}" && ! "${COOP_CHECK_UPSTREAM_REPO}" =~ ${UPSTREAM_REPO_RE} ]]; then
+    printf "COOP_CHECK_UPSTREAM_REPO must be a GitHub owner/name like mastodon/mastodon (found '%s')" "${COOP_CHECK_UPSTREAM_REPO}"
+  elif [[ ! "${COOP_CHECK_RELEASES_API}" =~ ${RELEASES_API_RE} ]]; then
+    printf "COOP_CHECK_RELEASES_API must be an http(s) URL like %s (found '%s')" "${DEFAULT_RELEASES_API}" "${COOP_CHECK_RELEASES_API}"
+  fi
 }
 
 # A problem's name as a file name: the once-a-day rule counts per name.
@@ -48,6 +78,8 @@ alert_runbook() {
     wal-*) printf 'docs/runbooks/alerts.md#wal-archiving-is-off-failing-or-late' ;;
     disk-*) printf 'docs/runbooks/alerts.md#a-disk-is-filling-up' ;;
     certbot* | coop-cert* | certificate-*) printf 'docs/runbooks/tls.md#renewal' ;;
+    security-release*) printf 'docs/runbooks/upgrade.md#a-security-release-is-missed' ;;
+    upstream-*) printf 'docs/runbooks/upgrade.md#the-releases-could-not-be-read' ;;
     *) printf 'docs/runbooks/alerts.md#any-other-alert' ;;
   esac
 }
@@ -117,9 +149,10 @@ render_alert_env() {
   printf 'COOP_ALERT_EMAIL_FROM=%q\n' "${COOP_ALERT_EMAIL_FROM}"
   printf 'COOP_ALERT_SMTP_URL=%q\n' "${COOP_ALERT_SMTP_URL}"
   printf 'COOP_ALERT_SMTP_STARTTLS=%q\n' "${COOP_ALERT_SMTP_STARTTLS}"
-  # check.sh's thresholds; one given in a run's environment wins (a one-off check by hand).
+  # check.sh's thresholds and the upstream it compares the app with; one given in a run's environment
+  # wins (a one-off check by hand).
   local v
-  for v in "${CHECK_THRESHOLDS[@]}"; do
+  for v in "${CHECK_THRESHOLDS[@]}" COOP_CHECK_UPSTREAM_REPO COOP_CHECK_RELEASES_API; do
     # shellcheck disable=SC2016 # written for alert.env, where it expands when sourced
     printf '%s="${%s:-%s}"\n' "${v}" "${v}" "${!v}"
   done

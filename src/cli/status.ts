@@ -1,6 +1,8 @@
 /**
  * `coopctl status`: one screen saying whether someone has to act on the instance, from the facts
  * scripts/status.sh gathers on each host (over SSH, on this machine, or from saved files).
+ * On the host running the app, status.sh also lists the app's upstream releases (the setting the
+ * Alerts component installs), so a missed security release shows here as in the hosts' daily check.
  * Exit 0: nothing needs a person; 1: something does (the reasons first); 2: wrong usage or unreadable
  * facts; 3: a host could not be reached or its status.sh failed.
  */
@@ -15,7 +17,8 @@ import { DEFAULT_THRESHOLDS, evaluateStatus, FactsError, formatStatus, parseFact
 
 const USAGE =
   "coopctl status [--host user@addr[:port] --ssh-key PATH]... [--local] [--facts FILE]... [--json] [--stack NAME]\n" +
-  "       [--backup-max-age-hours 26] [--drill-max-age-hours 26] [--wal-max-lag-seconds 300] [--disk-max-percent 85] [--cert-min-days 14]";
+  "       [--backup-max-age-hours 26] [--drill-max-age-hours 26] [--wal-max-lag-seconds 300] [--disk-max-percent 85] [--cert-min-days 14]\n" +
+  "       [--security-grace-hours 72]";
 
 /**
  * What runs on a host: the installed status.sh with the environment the backup and drill units get
@@ -32,10 +35,13 @@ const HELP = `usage: ${USAGE}
   --local                  run scripts/status.sh on this machine with the current COOP_* environment
   --facts FILE             read facts status.sh printed earlier (one host's object or an array; repeatable)
   --json                   problems, thresholds and facts as JSON
-  --stack NAME             take backup.drillMaxAgeHours from Pulumi.NAME.yaml
+  --stack NAME             take backup.drillMaxAgeHours and the alerts thresholds from Pulumi.NAME.yaml
   thresholds (defaults in brackets): --backup-max-age-hours [${DEFAULT_THRESHOLDS.backupMaxAgeHours}]
     --drill-max-age-hours [backup.drillMaxAgeHours, ${DEFAULT_THRESHOLDS.drillMaxAgeHours}] --wal-max-lag-seconds [${DEFAULT_THRESHOLDS.walMaxLagSeconds}]
     --disk-max-percent [${DEFAULT_THRESHOLDS.diskMaxPercent}] --cert-min-days [${DEFAULT_THRESHOLDS.certMinDays}]
+    --security-grace-hours [${DEFAULT_THRESHOLDS.securityGraceHours}]: a security release of the app's upstream still missed
+    this long after its publication needs a person; the host running the app lists the upstream's releases
+    (status.sh, COOP_CHECK_UPSTREAM_REPO from the Alerts install), and one it cannot list is a problem too
 exit 0: nothing needs a person; 1: something does (the reasons first, each with its runbook);
 2: wrong usage or unreadable facts; 3: a host could not be reached or its status.sh failed
 env COOP_STATUS_REMOTE_COMMAND (default: ${REMOTE_STATUS_COMMAND})
@@ -54,6 +60,7 @@ const FLAGS = {
   "wal-max-lag-seconds": { type: "string" },
   "disk-max-percent": { type: "string" },
   "cert-min-days": { type: "string" },
+  "security-grace-hours": { type: "string" },
   help: { type: "boolean", short: "h", default: false },
 } as const;
 
@@ -63,6 +70,7 @@ const THRESHOLD_FLAGS: readonly [keyof StatusThresholds, string][] = [
   ["walMaxLagSeconds", "wal-max-lag-seconds"],
   ["diskMaxPercent", "disk-max-percent"],
   ["certMinDays", "cert-min-days"],
+  ["securityGraceHours", "security-grace-hours"],
 ];
 
 const SCRIPT = join(__dirname, "..", "..", "scripts", "status.sh");
@@ -119,6 +127,7 @@ export async function main(argv: string[], ioOverrides: Partial<CliIo> = {}): Pr
         thresholds.walMaxLagSeconds = alerts.walMaxLagSeconds;
         thresholds.diskMaxPercent = alerts.diskMaxPercent;
         thresholds.certMinDays = alerts.certMinDays;
+        thresholds.securityGraceHours = alerts.securityGraceHours;
       }
     } catch (err) {
       const where = err instanceof ConfigError ? `Pulumi.${flags.stack}.yaml: ` : "";

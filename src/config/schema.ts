@@ -211,6 +211,8 @@ export const alertsSchema = z.strictObject({
   walMaxLagSeconds: z.number().int().min(10).max(86_400).default(300),
   diskMaxPercent: z.number().int().min(1).max(99).default(85),
   certMinDays: z.number().int().min(1).max(60).default(14),
+  /** A security release of the app's upstream still missed this long after it was published is told (coopctl behind's 72 hours). */
+  securityGraceHours: z.number().int().min(0).max(24 * 30).default(72),
 });
 export type AlertsConfig = z.infer<typeof alertsSchema>;
 

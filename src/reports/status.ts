@@ -4,6 +4,7 @@
  * facts and thresholds in, problems out, most urgent first.
  */
 import { alertsSchema, backupSchema } from "../config/schema";
+import { compareHometown, compareVersions, parseHometown, parseVersion, type HometownVersion, type Version } from "./versions";
 
 export interface BackupFacts {
   readonly manifest: string | null;
@@ -54,6 +55,30 @@ export interface CertificateFacts {
   readonly daysLeft: number | null;
 }
 
+/** One release of the app's upstream as status.sh reduces GitHub's list (no notes: only whether they mention security). */
+export interface UpstreamRelease {
+  readonly tag: string;
+  /** published_at (a draft's created_at); ISO 8601. */
+  readonly publishedAt: string;
+  readonly prerelease: boolean;
+  readonly draft: boolean;
+  /** The notes mention security, a CVE or a GHSA id (mentionsSecurity in behind.ts, SECURITY_PATTERN). */
+  readonly security: boolean;
+  /** Seconds since publication when the facts were collected; null when the date cannot be read (a draft's). */
+  readonly ageSeconds: number | null;
+}
+
+/** The releases of the deployed app's upstream, fetched by the host that runs the app. */
+export interface UpstreamFacts {
+  /** GitHub owner/name, e.g. mastodon/mastodon. */
+  readonly repo: string;
+  readonly url: string;
+  /** Why the list could not be had (unreachable, an HTTP error, not a list of releases); null when it was. */
+  readonly error: string | null;
+  /** The first page (the newest 100); null with an error. */
+  readonly releases: readonly UpstreamRelease[] | null;
+}
+
 /** What status.sh prints for one host; each fact is null when the host does not have it. */
 export interface HostFacts {
   readonly host: string;
@@ -65,6 +90,8 @@ export interface HostFacts {
   readonly certificates: readonly CertificateFacts[];
   readonly maintenance: { readonly on: boolean; readonly since: string | null } | null;
   readonly appVersion: string | null;
+  /** Null (or absent, from an older status.sh) without an app here or without alerts' upstream setting. */
+  readonly upstream?: UpstreamFacts | null;
 }
 
 export interface StatusThresholds {
@@ -73,6 +100,8 @@ export interface StatusThresholds {
   readonly walMaxLagSeconds: number;
   readonly diskMaxPercent: number;
   readonly certMinDays: number;
+  /** A security release missed longer than this after its publication needs a person. */
+  readonly securityGraceHours: number;
 }
 
 // The stack config's defaults: backup.drillMaxAgeHours (which the upgrade hops enforce) and the alerts
@@ -84,15 +113,20 @@ export const DEFAULT_THRESHOLDS: StatusThresholds = {
   walMaxLagSeconds: ALERT_DEFAULTS.walMaxLagSeconds,
   diskMaxPercent: ALERT_DEFAULTS.diskMaxPercent,
   certMinDays: ALERT_DEFAULTS.certMinDays,
+  securityGraceHours: ALERT_DEFAULTS.securityGraceHours,
 };
 
 export const RUNBOOKS = {
   restore: "docs/runbooks/restore.md",
   tls: "docs/runbooks/tls.md",
   operating: "docs/operating.md",
+  security: "docs/runbooks/upgrade.md#a-security-release-is-missed",
+  upstream: "docs/runbooks/upgrade.md#the-releases-could-not-be-read",
 } as const;
 
-export type ProblemKind = "drill-failed" | "drill-missing" | "drill-old" | "backup-missing" | "backup-old" | "wal-failing" | "wal-lag" | "wal-off" | "disk" | "certificate";
+export type ProblemKind =
+  | "drill-failed" | "drill-missing" | "drill-old" | "backup-missing" | "backup-old" | "wal-failing" | "wal-lag" | "wal-off" | "disk" | "certificate"
+  | "security-release" | "upstream-unreachable";
 
 export interface Problem {
   readonly kind: ProblemKind;
@@ -105,12 +139,66 @@ export interface Problem {
 }
 
 /** Most urgent first: a backup nobody could restore outranks everything else. */
-const URGENCY: readonly ProblemKind[] = ["drill-failed", "backup-missing", "drill-missing", "wal-failing", "wal-off", "backup-old", "drill-old", "wal-lag", "disk", "certificate"];
+const URGENCY: readonly ProblemKind[] = ["drill-failed", "backup-missing", "drill-missing", "wal-failing", "wal-off", "security-release", "backup-old", "drill-old", "wal-lag", "disk", "certificate", "upstream-unreachable"];
 
 const hours = (seconds: number) => Math.round((seconds / 3600) * 10) / 10;
 
 function newest<T>(items: readonly { host: string; fact: T }[], age: (f: T) => number | null): { host: string; fact: T } | undefined {
   return [...items].sort((a, b) => (age(a.fact) ?? Infinity) - (age(b.fact) ?? Infinity))[0];
+}
+
+/**
+ * The final releases newer than `deployed` (ordered as coopctl behind orders them: by version number, a
+ * Hometown tag by its Hometown part, then its Mastodon base), or why they cannot be told. Pre-releases
+ * (the flag or a beta/rc tag), drafts and tags of another form are left out.
+ */
+export function newerReleases(deployed: string, releases: readonly UpstreamRelease[]): { newer: UpstreamRelease[] } | { reason: string } {
+  // One way to read and order tags: a Hometown deployment against Hometown tags, any other against version tags.
+  const hometown = parseHometown(deployed);
+  const read = hometown
+    ? (tag: string) => {
+        const h = parseHometown(tag);
+        return h && h.base.pre === null && h.fork.pre === null ? h : null;
+      }
+    : (tag: string) => {
+        const v = parseVersion(tag);
+        return v && v.pre === null ? v : null;
+      };
+  type Read = NonNullable<ReturnType<typeof read>>;
+  const compare = (a: Read, b: Read): number => (hometown ? compareHometown(a as HometownVersion, b as HometownVersion) : compareVersions(a as Version, b as Version));
+  const mine: Read | null = hometown ?? parseVersion(deployed);
+  if (mine === null) return { reason: `the deployed ${deployed} is not a release tag like v4.3.8 or v4.5.11+hometown-1.2.1` };
+  const finals = releases.flatMap((r) => {
+    const v = r.draft || r.prerelease ? null : read(r.tag);
+    return v ? [{ r, v }] : [];
+  });
+  if (finals.length === 0) {
+    return { reason: `none of the ${releases.length} releases listed is a final release with a version tag, so there is nothing to compare ${deployed} with (missing data, not "nothing newer")` };
+  }
+  return { newer: finals.filter((f) => compare(f.v, mine) > 0).sort((a, b) => compare(a.v, b.v)).map((f) => f.r) };
+}
+
+/** A missed security release on one host (the one running the app), or the reason it cannot be told. */
+function upstreamProblems(h: HostFacts, thresholds: StatusThresholds): Problem[] {
+  const u = h.upstream;
+  if (!u || h.appVersion === null) return [];
+  const cannot = (reason: string): Problem[] => [{
+    kind: "upstream-unreachable", host: h.host, what: `cannot check ${u.repo} for a security release missed by the deployed ${h.appVersion}: ${reason}`,
+    value: null, threshold: null, runbook: RUNBOOKS.upstream,
+  }];
+  if (u.error !== null || u.releases === null) return cannot(u.error ?? "no releases list");
+  const judged = newerReleases(h.appVersion, u.releases);
+  if ("reason" in judged) return cannot(judged.reason);
+  const missed = judged.newer.filter((r) => r.security && r.ageSeconds !== null && r.ageSeconds > thresholds.securityGraceHours * 3600);
+  if (missed.length === 0) return [];
+  const one = missed.length === 1;
+  const list = missed.map((r) => `${r.tag} (published ${r.publishedAt.slice(0, 10)})`).join(", ");
+  return [{
+    kind: "security-release", host: h.host,
+    what: `missed security release${one ? "" : "s"} of ${u.repo}: ${list} ${one ? "is" : "are"} newer than the deployed ${h.appVersion} ` +
+      `and out for more than ${thresholds.securityGraceHours} h (alerts.securityGraceHours)`,
+    value: missed[missed.length - 1].tag, threshold: thresholds.securityGraceHours, runbook: RUNBOOKS.security,
+  }];
 }
 
 /**
@@ -147,6 +235,7 @@ export function evaluateStatus(facts: HostFacts | readonly HostFacts[], threshol
   }
 
   for (const h of hosts) {
+    problems.push(...upstreamProblems(h, thresholds));
     const w = h.walArchive;
     if (w) {
       if (w.archiveMode === "off") {
@@ -240,6 +329,18 @@ function parseWal(v: unknown, where: string): WalArchiveFacts | null {
   };
 }
 
+function parseUpstream(v: unknown, where: string): UpstreamFacts | null {
+  if (v === null || v === undefined) return null;
+  if (!isObj(v) || typeof v.repo !== "string") throw new FactsError(`${where}.upstream: expected an object with repo, or null`);
+  const releases = Array.isArray(v.releases)
+    ? v.releases.map((r, i) => {
+        if (!isObj(r) || typeof r.tag !== "string" || typeof r.publishedAt !== "string") throw new FactsError(`${where}.upstream.releases[${i}]: expected {tag, publishedAt, security, ageSeconds}`);
+        return { tag: r.tag, publishedAt: r.publishedAt, prerelease: r.prerelease === true, draft: r.draft === true, security: r.security === true, ageSeconds: num(r.ageSeconds) };
+      })
+    : null;
+  return { repo: v.repo, url: str(v.url) ?? "", error: str(v.error) ?? (releases === null ? "no releases list" : null), releases };
+}
+
 /** One host's facts from status.sh's JSON; throws FactsError naming the field that is wrong. */
 export function parseHostFacts(value: unknown, where = "facts"): HostFacts {
   if (!isObj(value) || typeof value.host !== "string") throw new FactsError(`${where}: expected status.sh's JSON object (with host)`);
@@ -261,6 +362,8 @@ export function parseHostFacts(value: unknown, where = "facts"): HostFacts {
     }),
     maintenance: isObj(value.maintenance) ? { on: value.maintenance.on === true, since: str(value.maintenance.since) } : null,
     appVersion: str(value.appVersion),
+    // Left out when null, as the hosts without an app (and an older status.sh) report it.
+    ...(value.upstream == null ? {} : { upstream: parseUpstream(value.upstream, where) }),
   };
 }
 
@@ -324,6 +427,16 @@ export function formatStatus(hosts: readonly HostFacts[], problems: readonly Pro
     for (const c of h.certificates) lines.push(`  certificate  ${c.subject ?? c.path}: ${c.daysLeft === null ? "cannot be read" : `${c.daysLeft} days left (${c.notAfter})`}`);
     lines.push(`  maintenance  ${h.maintenance?.on ? `ON (${h.maintenance.since ?? "?"})` : h.maintenance ? "off" : "?"}`);
     lines.push(`  app          ${h.appVersion ?? "no current release on this host"}`);
+    const u = h.upstream;
+    if (u) {
+      const newer = u.releases && h.appVersion ? newerReleases(h.appVersion, u.releases) : null;
+      const said = u.error !== null ? `cannot be read: ${u.error}`
+        : newer === null ? "?"
+          : "reason" in newer ? newer.reason
+            : newer.newer.length === 0 ? "nothing newer"
+              : `${newer.newer.length} newer (${newer.newer.filter((r) => r.security).length} security), the newest ${newer.newer[newer.newer.length - 1].tag}`;
+      lines.push(`  upstream     ${u.repo}: ${said}`);
+    }
   }
   return `${lines.join("\n")}\n`;
 }

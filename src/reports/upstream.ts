@@ -9,6 +9,8 @@ import { parseVersion } from "./versions";
 export const DEFAULT_GITHUB_API = "https://api.github.com";
 export const DEFAULT_MASTODON_UPDATE_API = "https://api.joinmastodon.org/update-check";
 export const DEFAULT_POSTGRES_VERSIONS_URL = "https://www.postgresql.org/versions.json";
+/** The GitHub repository each app flavor's releases come from (coopctl behind, and the hosts' daily check). */
+export const APP_UPSTREAM = { mastodon: "mastodon/mastodon", hometown: "hometown-fork/hometown" } as const;
 
 /** A published release, reduced to what the report reads. */
 export interface Release {
@@ -186,8 +188,8 @@ export async function fetchUpstream(
     .map((t) => t.replace(/^v/, "").split("+")[0]);
   const unique = [...new Set(askVersions)];
   const [mastodonReleases, hometownReleases, synapseReleases, noticeLists, postgres] = await Promise.all([
-    deployed.mastodon || deployed.hometown ? fetchReleases("mastodon/mastodon", gh) : undefined,
-    deployed.hometown ? fetchReleases("hometown-fork/hometown", gh) : undefined,
+    deployed.mastodon || deployed.hometown ? fetchReleases(APP_UPSTREAM.mastodon, gh) : undefined,
+    deployed.hometown ? fetchReleases(APP_UPSTREAM.hometown, gh) : undefined,
     deployed.synapse ? fetchReleases("element-hq/synapse", gh) : undefined,
     Promise.all(unique.map((v) => fetchUpdateNotices(v, endpoints.mastodonUpdateApi))),
     deployed.postgres !== undefined ? fetchPostgresVersions(endpoints.postgresVersionsUrl) : undefined,

@@ -1,9 +1,12 @@
 // The Alerts component in the real program under mocks: one install-alerts.sh per host, after the
 // backup installs, its destinations in the environment, the SMTP password and the webhook URL only as
 // secrets, and no component at all without `alerts` in the stack config.
-import { beforeAll, describe, expect, it } from "vitest";
+import * as path from "node:path";
+import { beforeAll, describe, expect, it, vi } from "vitest";
+import { CHECK_UPSTREAM_REPOS, checkUpstreamRepo } from "../../../components/alerts";
+import { APP_UPSTREAM } from "../../../src/reports/upstream";
 import type { OfflineRun } from "../../../src/plan/offline";
-import { isSecretValue } from "../../../src/plan/offline";
+import { isSecretValue, runOffline } from "../../../src/plan/offline";
 import { SECRET_VALUES, prodConfig } from "../../support/stack-config";
 import { ofType, one, planFor, plainStrings } from "../../support/offline";
 
@@ -35,7 +38,7 @@ describe("Alerts", () => {
       expect(env.COOP_ALERT_SMTP_STARTTLS).toBe("yes");
       expect(env.COOP_ALERT_STACK).toBe("prod");
       // The daily check's thresholds: coopctl status's defaults, the drill's from backup.drillMaxAgeHours.
-      expect([env.COOP_CHECK_AT, env.COOP_CHECK_BACKUP_MAX_AGE_HOURS, env.COOP_CHECK_DRILL_MAX_AGE_HOURS, env.COOP_CHECK_DISK_MAX_PERCENT, env.COOP_CHECK_CERT_MIN_DAYS, env.COOP_CHECK_WAL_MAX_LAG_SECONDS]).toEqual(["07:00", "26", "30", "85", "14", "300"]);
+      expect([env.COOP_CHECK_AT, env.COOP_CHECK_BACKUP_MAX_AGE_HOURS, env.COOP_CHECK_DRILL_MAX_AGE_HOURS, env.COOP_CHECK_DISK_MAX_PERCENT, env.COOP_CHECK_CERT_MIN_DAYS, env.COOP_CHECK_WAL_MAX_LAG_SECONDS, env.COOP_CHECK_SECURITY_GRACE_HOURS]).toEqual(["07:00", "26", "30", "85", "14", "300", "72"]);
     }
   });
 
@@ -90,5 +93,22 @@ describe("Alerts", () => {
   it("a replacement carries a new install ID, so the old install's delete leaves the new one alone", () => {
     const env = unwrap(one(withAlerts, "command:remote:Command", "prod-alerts-primary").inputs.environment);
     expect(env.COOP_INSTALL_ID).toMatch(/^[0-9a-f]{16}$/);
+  });
+
+  it("the daily check compares the app with its flavor's upstream repository, and with none without a flavor", async () => {
+    expect([checkUpstreamRepo("mastodon"), checkUpstreamRepo("hometown"), checkUpstreamRepo(undefined)]).toEqual(["mastodon/mastodon", "hometown-fork/hometown", undefined]);
+    // coopctl behind's upstreams.
+    expect(CHECK_UPSTREAM_REPOS).toEqual(APP_UPSTREAM);
+    const program = path.join(__dirname, "alerts-only.program.ts");
+    const envOf = async (appFlavor?: string) => {
+      vi.resetModules();
+      const r = await runOffline({ stack: "t", values: appFlavor ? { appFlavor } : {}, secretKeys: new Set() }, program);
+      return unwrap(one(r, "command:remote:Command", "t-alerts-primary").inputs.environment);
+    };
+    const hometown = await envOf("hometown");
+    expect([hometown.COOP_CHECK_UPSTREAM_REPO, hometown.COOP_CHECK_SECURITY_GRACE_HOURS]).toEqual(["hometown-fork/hometown", "48"]);
+    expect((await envOf("mastodon")).COOP_CHECK_UPSTREAM_REPO).toBe("mastodon/mastodon");
+    // A local stack's fixture app has no upstream: the variable is left out, so the check compares nothing.
+    expect(await envOf()).not.toHaveProperty("COOP_CHECK_UPSTREAM_REPO");
   });
 });

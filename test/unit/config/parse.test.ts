@@ -131,6 +131,7 @@ const CASES: BadCase[] = [
   { name: "alert webhook over http", raw: { secrets: { ...SECRET_VALUES, alertWebhookUrl: "http://hooks.example.org/t" } }, path: "alertWebhookUrl", message: /is not an https:\/\/ URL.*value not shown/, fix: /--secret alertWebhookUrl/ },
   { name: "alerts that tell nobody", mutate: (c) => (c.alerts = { diskMaxPercent: 90 }), raw: { secrets: { ...SECRET_VALUES, alertWebhookUrl: "" } }, path: "alerts.email", message: /is empty and no alertWebhookUrl is set: the hosts' alerts would tell nobody/, fix: /^pulumi config set --path 'alerts.email' '\["ops@social.coop"\]'$/ },
   { name: "alert webhook to a name that only starts like a private address", raw: { secrets: { ...SECRET_VALUES, alertWebhookUrl: "http://10.hooks.example.org/t" } }, path: "alertWebhookUrl", message: /is not an https:\/\/ URL/, fix: /--secret alertWebhookUrl/ },
+  { name: "a security grace period in days", mutate: (c) => (c.alerts = { email: ["ops@social.coop"], from: "alerts@social.coop", smtpUrl: "smtps://smtp.example.org:465", securityGraceHours: 24 * 31 }), path: "alerts.securityGraceHours", message: /744|720/, fix: /alerts.securityGraceHours/ },
   { name: "unknown key under alerts", mutate: (c) => (c.alerts = { emails: ["ops@social.coop"] }), path: "alerts.emails", message: /unknown key/, fix: /^rename alerts.emails to alerts.email$/ },
   // SSH public keys: the body is decoded and checked against its prefix, not just matched as text.
   { name: "public key with a fake body", mutate: (c) => (c.sshKeys = ["ssh-ed25519 AAAA"]), path: "sshKeys[0]", message: /is cut short/, fix: KEY_FIX(0) },
@@ -447,6 +448,9 @@ describe("stack config: valid input", () => {
     const parsed = parseStackConfig(toRaw(cfg));
     expect(parsed.mail).toEqual({ smtpUrl: "smtps://smtp.example.org:465", from: "notifications@social.coop", smtpStartTls: true });
     expect(parsed.alerts?.smtpUrl).toBeUndefined();
+    // The grace period of a missed security release: coopctl behind's 72 hours unless set.
+    expect(parsed.alerts?.securityGraceHours).toBe(72);
+    expect(parseStackConfig(toRaw({ ...cfg, alerts: { email: ["ops@social.coop"], securityGraceHours: 24 } })).alerts?.securityGraceHours).toBe(24);
     expect(parseStackConfig(toRaw({ ...townConfig(), registrations: "approved" })).registrations).toBe("approved");
   });
 

@@ -1,9 +1,9 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { main } from "../../../src/cli/status";
-import { DEFAULT_THRESHOLDS, evaluateStatus, FactsError, formatStatus, parseFacts, type HostFacts } from "../../../src/reports/status";
+import { DEFAULT_THRESHOLDS, evaluateStatus, FactsError, formatStatus, parseFacts, RUNBOOKS, type HostFacts, type UpstreamRelease } from "../../../src/reports/status";
 import { H, primary, secondary } from "../../support/status-facts";
 
 const kinds = (hosts: HostFacts | HostFacts[], t = DEFAULT_THRESHOLDS) => evaluateStatus(hosts, t).map((p) => p.kind);
@@ -13,8 +13,8 @@ describe("evaluateStatus", () => {
     expect(evaluateStatus([primary(), secondary()])).toEqual([]);
   });
 
-  it("the defaults are 26 h for backups, backup.drillMaxAgeHours (26) for drills, 300 s, 85 %, 14 days", () => {
-    expect(DEFAULT_THRESHOLDS).toEqual({ backupMaxAgeHours: 26, drillMaxAgeHours: 26, walMaxLagSeconds: 300, diskMaxPercent: 85, certMinDays: 14 });
+  it("the defaults are 26 h for backups, backup.drillMaxAgeHours (26) for drills, 300 s, 85 %, 14 days, 72 h for a security release", () => {
+    expect(DEFAULT_THRESHOLDS).toEqual({ backupMaxAgeHours: 26, drillMaxAgeHours: 26, walMaxLagSeconds: 300, diskMaxPercent: 85, certMinDays: 14, securityGraceHours: 72 });
   });
 
   it("a failed drill comes first, with its reason and the restore runbook", () => {
@@ -117,6 +117,48 @@ describe("parseFacts", () => {
   });
 });
 
+describe("the app's upstream releases", () => {
+  const release = (tag: string, ageHours: number, security: boolean) =>
+    ({ tag, publishedAt: "2026-11-20T08:00:00Z", prerelease: false, draft: false, security, ageSeconds: ageHours * H });
+  const onApp = (releases: UpstreamRelease[] | null, error: string | null = null): HostFacts =>
+    ({ ...primary(), upstream: { repo: "mastodon/mastodon", url: "https://api.github.com/repos/mastodon/mastodon/releases?per_page=100", error, releases } });
+
+  it("status.sh's upstream fact is read, and its absence (an older status.sh) is no upstream", () => {
+    const [read] = parseFacts(JSON.stringify(onApp([release("v4.3.9", 100, true)])));
+    expect(read.upstream?.releases).toEqual([release("v4.3.9", 100, true)]);
+    const { upstream: _gone, ...older } = read;
+    expect(parseFacts(JSON.stringify(older))[0].upstream ?? null).toBeNull();
+    expect(parseFacts(JSON.stringify({ ...older, upstream: null }))[0].upstream ?? null).toBeNull();
+    expect(() => parseFacts(JSON.stringify({ ...primary(), upstream: { repo: "mastodon/mastodon", releases: [{ tag: 1 }] } }))).toThrow(/upstream\.releases\[0\]/);
+    expect(() => parseFacts(JSON.stringify({ ...primary(), upstream: "mastodon" }))).toThrow(/facts\.upstream: expected an object with repo/);
+  });
+
+  it("a missed security release ranks after a failed drill and before an old backup; the screen shows the upstream line", () => {
+    const facts = onApp([release("v4.3.9", 100, true), release("v4.3.10", 10, false)]);
+    const problems = evaluateStatus([facts, secondary()]);
+    expect(problems.map((p) => p.kind)).toEqual(["security-release"]);
+    expect(problems[0]).toMatchObject({ host: "primary", value: "v4.3.9", threshold: 72, runbook: "docs/runbooks/upgrade.md#a-security-release-is-missed" });
+    const screen = formatStatus([facts], problems);
+    expect(screen).toContain("  ✗ [primary] missed security release of mastodon/mastodon: v4.3.9 (published 2026-11-20) is newer than the deployed v4.3.8 and out for more than 72 h");
+    expect(screen).toContain("      runbook: docs/runbooks/upgrade.md#a-security-release-is-missed");
+    expect(screen).toContain("  upstream     mastodon/mastodon: 2 newer (1 security), the newest v4.3.10");
+    expect(formatStatus([onApp(null, "https://api.github.com/… answered HTTP 403")], [])).toContain("  upstream     mastodon/mastodon: cannot be read: https://api.github.com/… answered HTTP 403");
+    expect(formatStatus([primary()], [])).not.toContain("upstream");
+  });
+
+  it("the runbook sections named for them exist", () => {
+    const headings = readFileSync(path.join(__dirname, "../../../docs/runbooks/upgrade.md"), "utf8").split("\n")
+      .filter((l) => /^#{2,3} /.test(l)).map((l) => l.replace(/^#+ /, "").toLowerCase().replace(/[^a-z0-9 -]/g, "").replace(/ /g, "-"));
+    for (const section of [RUNBOOKS.security, RUNBOOKS.upstream]) expect(headings).toContain(section.split("#")[1]);
+  });
+
+  it("an unreachable upstream is a problem of its own, with its runbook section", () => {
+    const [p] = evaluateStatus([onApp(null, "… could not be reached (curl exit 6: Could not resolve host: api.github.com)"), secondary()]);
+    expect(p).toMatchObject({ kind: "upstream-unreachable", runbook: "docs/runbooks/upgrade.md#the-releases-could-not-be-read" });
+    expect(p.what).toBe("cannot check mastodon/mastodon for a security release missed by the deployed v4.3.8: … could not be reached (curl exit 6: Could not resolve host: api.github.com)");
+  });
+});
+
 describe("coopctl status", () => {
   async function run(argv: string[]) {
     let out = "";
@@ -165,7 +207,7 @@ describe("coopctl status", () => {
   it("--stack reads the alerts thresholds the hosts' daily check uses", async () => {
     const { code, json } = await withStackFile("  socialcoop:alerts:\n    diskMaxPercent: 50\n    backupMaxAgeHours: 8\n");
     expect(code).toBe(1);
-    expect(json.thresholds).toMatchObject({ diskMaxPercent: 50, backupMaxAgeHours: 8, certMinDays: 14 });
+    expect(json.thresholds).toMatchObject({ diskMaxPercent: 50, backupMaxAgeHours: 8, certMinDays: 14, securityGraceHours: 72 });
     // The repository host's disk is 60 % full and the backup 9 h old.
     expect(json.problems.map((p) => p.kind).sort()).toEqual(["backup-old", "disk"]);
   });
@@ -184,5 +226,20 @@ describe("coopctl status", () => {
     const help = await run(["--help"]);
     expect(help.code).toBe(0);
     expect(help.out).toContain("--disk-max-percent");
+    expect(help.out).toContain("--security-grace-hours [72]");
+  });
+
+  it("--security-grace-hours and alerts.securityGraceHours set how long a security release may stay missed", async () => {
+    const missed = { ...primary(), upstream: { repo: "mastodon/mastodon", url: "u", error: null,
+      releases: [{ tag: "v4.3.9", publishedAt: "2026-11-28T12:00:00Z", prerelease: false, draft: false, security: true, ageSeconds: 80 * H }] } };
+    const facts = file("missed.json", [missed, secondary()]);
+    expect((await run(["--facts", facts])).code).toBe(1);
+    expect((await run(["--facts", facts, "--security-grace-hours", "96"])).code).toBe(0);
+    const root = mkdtempSync(path.join(os.tmpdir(), "coopctl-status-root-"));
+    writeFileSync(path.join(root, "Pulumi.test.yaml"), "config:\n  socialcoop:alerts:\n    securityGraceHours: 96\n");
+    let out = "";
+    const code = await main(["--facts", facts, "--stack", "test", "--json"], { out: (t) => (out += t), err: () => undefined, env: {}, rootDir: root });
+    expect(code).toBe(0);
+    expect(JSON.parse(out).thresholds.securityGraceHours).toBe(96);
   });
 });
