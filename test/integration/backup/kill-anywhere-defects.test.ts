@@ -53,40 +53,50 @@ async function removeRestore(dir: string): Promise<void> {
 }
 
 describe("kills at any moment: the defects they found", () => {
-  it("a drill killed inside `restic check` leaves a stale lock that neither the next drill nor the next backup trips over", async () => {
+  it("a drill killed inside `restic check` leaves a stale lock that neither the next backup nor the next drill trips over", async () => {
+    // Two kills, each leaving the lock (and the killed drill's scratch cluster) behind: one for a backup
+    // to find, one for a drill.
     const killed = await runGroup("drill.sh", rig.env, { killWhen: /restic .* check/, andThen: lockFileExists, boundMs: 240_000 });
     expect(killed.killed, killed.output.slice(-2000)).toBe(true);
     expect(await resticLocks(), "the kill left restic's exclusive lock behind").not.toEqual([]);
-
-    const drill = await converge("drill.sh", rig.env, 180_000, 1);
-    expect(drill.reruns).toBe(1);
-    expect(lastDrill().ok).toBe(true);
-
-    const again = await runGroup("drill.sh", rig.env, { killWhen: /restic .* check/, andThen: lockFileExists, boundMs: 240_000 });
-    expect(again.killed).toBe(true);
-    expect(await resticLocks()).not.toEqual([]);
     const backup = await converge("backup.sh", rig.env, 180_000, 1);
     expect(backup.runs[0].output).not.toContain("initializing restic repository");
     expect(await resticLocks()).toEqual([]);
+
+    const again = await runGroup("drill.sh", rig.env, { killWhen: /restic .* check/, andThen: lockFileExists, boundMs: 240_000 });
+    expect(again.killed, again.output.slice(-2000)).toBe(true);
+    expect(await resticLocks(), "the kill left restic's exclusive lock behind").not.toEqual([]);
+    const drill = await converge("drill.sh", rig.env, 180_000, 1);
+    expect(drill.reruns).toBe(1);
+    expect(lastDrill().ok).toBe(true);
+    expect(await resticLocks()).toEqual([]);
     // The killed drill's scratch cluster outlives it (pg_ctl starts it in a session of its own); the next
     // drill stops and removes it first.
-    await converge("drill.sh", rig.env, 180_000, 1);
     expect(await settledStrays(rig.dir, [rig.pg.dataDir])).toEqual([]);
-    expect(await resticLocks()).toEqual([]);
   }, 600_000);
 
-  it("a backup killed after its pgBackRest backup, before publishing: the drill and a restore to the published point still restore it", async () => {
+  it("a backup killed after its pgBackRest backup, before publishing: the drill and a restore to the published point still restore it; re-runs leave no temp file of a write_atomic a kill cut short", async () => {
     const published = latest();
     const digests = await rig.sql(TABLE_DIGESTS_SQL);
     await rig.sql("insert into tags (id, name, created_at, updated_at) values (9800, 'after-the-published-backup', now(), now())");
     const killed = await runGroup("backup.sh", { ...rig.env, FAULT_AT: "manifest" }, { boundMs: 240_000 });
     expect(killed.signal, killed.output.slice(-2000)).toBe("SIGKILL");
+    // What a SIGKILL between write_atomic's mktemp and its mv leaves, in a backup (a manifest, pending,
+    // the staged dump, the metrics) and in a drill (its result, its metrics): the re-runs below clear them.
+    const spool = rig.env.COOP_SPOOL_DIR;
+    const backupTemps = [join(spool, "manifests", "coop-x.json.Ab12Cd"), join(spool, "manifests", "pending.Ef34Gh"), join(spool, "staged", "redis", "dump.rdb.Ij56Kl"), join(rig.env.COOP_TEXTFILE_DIR, "coop_backup.prom.Mn78Op")];
+    const drillTemps = [join(rig.env.COOP_DRILL_RESULTS_DIR, "last.json.Qr90St"), join(rig.env.COOP_DRILL_RESULTS_DIR, "last-verified.json.Yz34Ab"), join(rig.env.COOP_TEXTFILE_DIR, "coop_drill.prom.Uv12Wx")];
+    for (const t of [...backupTemps, ...drillTemps]) {
+      mkdirSync(dirname(t), { recursive: true });
+      writeFileSync(t, "half");
+    }
 
     // The repository's newest backup set began after the published restore point.
     const drill = await converge("drill.sh", rig.env, 180_000, 1);
     expect(drill.reruns).toBe(1);
     expect(lastDrill().manifest).toBe(published.id);
     expect(lastDrill().ok).toBe(true);
+    expect(drillTemps.filter((t) => existsSync(t)), "the drill's temp files").toEqual([]);
 
     const r = restoreEnv("restore-published-point", `name:${published.restorePoint}`);
     await converge("restore.sh", r.env, 180_000, 1);
@@ -95,21 +105,8 @@ describe("kills at any moment: the defects they found", () => {
 
     await converge("backup.sh", rig.env, 180_000, 1);
     expect(latest().tables.tags).toBe(Number(await rig.sql("select count(*) from tags")));
+    expect(backupTemps.filter((t) => existsSync(t)), "the backup's temp files").toEqual([]);
   }, 600_000);
-
-  it("a backup and a drill killed inside a write_atomic leave no temp file once their re-runs finish", async () => {
-    const spool = rig.env.COOP_SPOOL_DIR;
-    const backupTemps = [join(spool, "manifests", "coop-x.json.Ab12Cd"), join(spool, "manifests", "pending.Ef34Gh"), join(spool, "staged", "redis", "dump.rdb.Ij56Kl"), join(rig.env.COOP_TEXTFILE_DIR, "coop_backup.prom.Mn78Op")];
-    const drillTemps = [join(rig.env.COOP_DRILL_RESULTS_DIR, "last.json.Qr90St"), join(rig.env.COOP_TEXTFILE_DIR, "coop_drill.prom.Uv12Wx")];
-    for (const t of [...backupTemps, ...drillTemps]) {
-      mkdirSync(dirname(t), { recursive: true });
-      writeFileSync(t, "half");
-    }
-    ok(await rig.script("backup.sh"), "backup over the leftovers");
-    expect(backupTemps.filter((t) => existsSync(t))).toEqual([]);
-    ok(await rig.script("drill.sh"), "drill over the leftovers");
-    expect(drillTemps.filter((t) => existsSync(t))).toEqual([]);
-  }, 300_000);
 
   it("a restore killed inside a write_atomic (temp written, not yet renamed) leaves no temp file once a re-run finishes; a run after it finished changes nothing", async () => {
     const r = restoreEnv("restore-write-temps", `name:${latest().restorePoint}`);

@@ -65,49 +65,54 @@ async function pgbrLabels(): Promise<string[]> {
 }
 
 const ids = (ms: Manifest[]) => ms.map((m) => m.id).sort();
+const OLD_DAYS = ["2020-01-01", "2020-01-02", "2020-01-03"];
 
 describe("restic retention in backup.sh", () => {
+  // Three full backups, the least that makes pgBackRest (retention-full=2) expire a set: the first two
+  // both stay restorable whatever the keep rules; the third expires the first, whose snapshots then go
+  // by the keep rules, in the same run as snapshots no manifest names.
   it("every manifest whose backup set pgBackRest still holds keeps its media and config snapshots, whatever the keep rules", async () => {
     await backup("full", "--keep-last 1");
-    await backup("diff", "--keep-last 1");
-    await backup("diff", "--keep-last 1");
+    await rig.sql("insert into tags (id, name, created_at, updated_at) values (9700, 'before-the-second-backup', now(), now())");
+    await backup("full", "--keep-last 1");
+    // Written after the second backup's restore point: a restore to that point must not hold it.
+    await rig.sql("insert into tags (id, name, created_at, updated_at) values (9701, 'after-the-second-backup', now(), now())");
+    // --keep-last 1 alone would forget the first backup's snapshots: its set is still in the repository.
     expect(await snapshotIds("media")).toEqual(ids(made));
     expect(await snapshotIds("config")).toEqual(ids(made));
     expect(spoolManifests()).toEqual(ids(made));
-    expect(outputs.map(pruned), "nothing forgotten, nothing to prune").toEqual([false, false, false]);
+    expect(outputs.map(pruned), "nothing forgotten, nothing to prune").toEqual([false, false]);
   }, 600_000);
 
   it("once pgBackRest expires a backup set, its manifests' snapshots go by the keep rules, and the manifests too", async () => {
-    // Two more full backups: with retention-full=2 the second expires the first full and its differentials.
-    await rig.sql("insert into tags (id, name, created_at, updated_at) values (9700, 'before-the-fourth-backup', now(), now())");
-    await backup("full", "--keep-last 1");
-    // Written after the fourth backup's restore point: a restore to that point must not hold it.
-    await rig.sql("insert into tags (id, name, created_at, updated_at) values (9701, 'after-the-fourth-backup', now(), now())");
-    await backup("full", "--keep-last 1");
-    const have = await pgbrLabels();
-    const [expired, live] = [made.slice(0, 3), made.slice(3)];
-    for (const m of expired) expect(have, `${m.id}'s set ${m.backupLabel}`).not.toContain(m.backupLabel);
-    for (const m of live) expect(have, `${m.id}'s set ${m.backupLabel}`).toContain(m.backupLabel);
-    // Before the fix nothing was ever forgotten: all five of each kind were still there.
-    expect(await snapshotIds("media")).toEqual(ids(live));
-    expect(await snapshotIds("config")).toEqual(ids(live));
-    expect(spoolManifests()).toEqual(ids(live));
-    expect(pruned(outputs[outputs.length - 1]), "the run that forgot the expired sets' snapshots pruned their data").toBe(true);
-  }, 600_000);
-
-  it("snapshots no restorable manifest names are forgotten per kind by the keep rules (--keep-daily, days by snapshot time)", async () => {
-    // Left by a lost spool, say: media snapshots of three earlier days that no manifest here names.
-    const old = ["2020-01-01", "2020-01-02", "2020-01-03"];
-    for (const day of old) {
+    // Left by a lost spool, say: media snapshots of three earlier days that no manifest here names (the
+    // next test's point).
+    for (const day of OLD_DAYS) {
       const r = await restic(rig, ["backup", "--quiet", "--host", "coop", "--tag", "coop", "--tag", "media", "--tag", `coop-${day.replaceAll("-", "")}T000000Z`, "--time", `${day} 12:00:00`, rig.mediaDir]);
       expect(r.code, r.stderr).toBe(0);
     }
-    const live = made.slice(3);
-    const newest = await backup("diff", "--keep-daily 3");
-    // Media: the three restorable manifests' (today: the newest is also the daily rule's pick), then the
-    // newest of each of the two days before; the oldest day is past three days. Config: only today's.
-    expect(await snapshotIds("media")).toEqual([...ids([...live, newest]), "coop-20200102T000000Z", "coop-20200103T000000Z"].sort());
-    expect(await snapshotIds("config")).toEqual(ids([...live, newest]));
+    // The third full: with retention-full=2 it expires the first. --keep-daily 3 keeps today's newest (this
+    // one), not the first backup of today: only the second backup's set keeps its snapshots.
+    await backup("full", "--keep-daily 3");
+    const have = await pgbrLabels();
+    const [expired, live] = [made.slice(0, 1), made.slice(1)];
+    for (const m of expired) expect(have, `${m.id}'s set ${m.backupLabel}`).not.toContain(m.backupLabel);
+    for (const m of live) expect(have, `${m.id}'s set ${m.backupLabel}`).toContain(m.backupLabel);
+    // Before the fix nothing was ever forgotten: the first backup's snapshots were still there.
+    const ours = (got: string[]) => got.filter((id) => made.some((m) => m.id === id));
+    expect(ours(await snapshotIds("media"))).toEqual(ids(live));
+    expect(ours(await snapshotIds("config"))).toEqual(ids(live));
+    expect(spoolManifests()).toEqual(ids(live));
+    expect(pruned(outputs[outputs.length - 1]), "the run that forgot the expired set's snapshots pruned their data").toBe(true);
+  }, 600_000);
+
+  it("snapshots no restorable manifest names are forgotten per kind by the keep rules (--keep-daily, days by snapshot time)", async () => {
+    // The previous test's run, with --keep-daily 3. Media: the two restorable manifests' (today: the
+    // newest is also the daily rule's pick), then the newest of each of the two days before; the oldest
+    // day is past three days. Config: only the restorable manifests'.
+    const live = made.slice(1);
+    expect(await snapshotIds("media")).toEqual([...ids(live), "coop-20200102T000000Z", "coop-20200103T000000Z"].sort());
+    expect(await snapshotIds("config")).toEqual(ids(live));
   }, 600_000);
 
   it("after the expiry the drill verifies the newest backup, and an older restore point still restores from its own manifest", async () => {
@@ -117,7 +122,7 @@ describe("restic retention in backup.sh", () => {
     expect(result.manifest).toBe(latest().id);
     expect(result.verified.mediaFiles).toBeGreaterThan(0);
 
-    const point = made[3];
+    const point = made[1];
     const dir = join(rig.dir, "restore-older-point");
     const port = rig.pg.port + 30;
     const r = ok(
