@@ -19,6 +19,9 @@ export interface LoadedDrills {
   readonly unreadableNewer?: string;
 }
 
+/** drill.sh's record of the backup its last passing drill verified (grant-repo-reader.sh's drill-verified). */
+export const VERIFIED_NOTE = "last-verified.json";
+
 export function loadDrillResults(dir: string): LoadedDrills {
   const results: DrillResult[] = [];
   const problems: string[] = [];
@@ -26,7 +29,8 @@ export function loadDrillResults(dir: string): LoadedDrills {
   const seen = new Set<string>();
   let names: string[];
   try {
-    names = readdirSync(dir).filter((n) => n.endsWith(".json")).sort();
+    // last-verified.json is drill.sh's note for the stacks that read the backups (alpha), not a result.
+    names = readdirSync(dir).filter((n) => n.endsWith(".json") && n !== VERIFIED_NOTE).sort();
   } catch {
     return { results, problems: [`${dir}: cannot read the folder; pass --dir with the folder the drill writes its results to`] };
   }

@@ -146,6 +146,16 @@ describe("coopctl drill-report", () => {
     expect(r.out).toContain("2 drills, 1 failed");
   });
 
+  it("reads past last-verified.json, drill.sh's note for the stacks that read the backups, without calling it invalid", async () => {
+    const dir = tmp();
+    writeDrillHistory(dir, drillHistory(2, null));
+    writeFileSync(path.join(dir, "last-verified.json"), JSON.stringify({ finishedAt: "2026-12-01T03:12:44Z", stanza: "main", backupLabel: "20261201-030000F", restorePoint: "coop-20261201T030000Z" }));
+    const r = await run(["--dir", dir]);
+    expect(r.err).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.out).toContain("2 drills, 0 failed");
+  });
+
   it("exits 1 when the folder has no drill result", async () => {
     const r = await run(["--dir", tmp()]);
     expect(r.code).toBe(1);
