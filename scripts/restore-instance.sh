@@ -150,11 +150,15 @@ guarded_units() {
   done
 }
 
-stop_services() {
+stop_app_units() {
   local -a app=()
-  [[ "${COOP_RESTORE_FROM}" != reader ]] || mapfile -t app < <(guarded_units)
-  ((${#app[@]} == 0)) || log_info "stopping the app of this host's earlier copy: ${app[*]}"
-  systemctl stop "${app[@]}" redis-server "${PG_UNIT}"
+  mapfile -t app < <(guarded_units)
+  ((${#app[@]} == 0)) || { log_info "stopping the app of this host's earlier copy: ${app[*]}"; systemctl stop "${app[@]}"; }
+}
+
+stop_services() {
+  [[ "${COOP_RESTORE_FROM}" != reader ]] || stop_app_units
+  systemctl stop redis-server "${PG_UNIT}"
 }
 
 # The empty cluster install-database.sh made (preflight proved it empty), or a reader's earlier copy,
@@ -166,6 +170,8 @@ clear_empty() {
     find "${data}" -mindepth 1 -delete
   fi
   rm -rf "${COOP_REDIS_DIR}/appendonlydir" "${COOP_REDIS_DIR}/dump.rdb"
+  # An interrupted sanitize of the earlier copy must not resume over this one (it would skip its done steps).
+  [[ "${COOP_RESTORE_FROM}" != reader ]] || rm -f "${COOP_STATE_DIR}/sanitize-alpha.state"
   if [[ "${COOP_RESTORE_FROM}" == reader && -d "${COOP_APP_ROOT}/shared/public/system" ]]; then
     find "${COOP_APP_ROOT}/shared/public/system" -mindepth 1 -delete
   fi
@@ -250,6 +256,8 @@ start_redis() {
 # the mark is its cue, set before the run is recorded done.
 record_done() {
   : >"${COOP_STATE_DIR}/deploy-app.migrate-pending"
+  # An interrupted deploy resumed past its release step would skip the migrations: it starts over.
+  rm -f "${COOP_STATE_DIR}/deploy-app.state"
   printf '%s\n' "${RUN_KEY}" | put_file "${DONE_MARK}" 0644 root root
 }
 
@@ -262,6 +270,9 @@ main() {
   fi
   require_cmd pgbackrest restic jq redis-server redis-cli
   run_begin restore-instance "${RUN_KEY}"
+  # A reboot after the stop step starts the earlier copy's app again (its guard passes on that copy):
+  # a resumed replacement stops it again before going on.
+  if is_reader_copy; then stop_app_units; fi
   steps_total 10
   step preflight preflight
   step stop stop_services
