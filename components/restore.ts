@@ -30,7 +30,7 @@ export interface RestoreArgs {
   readonly reader?: { readonly grant: pulumi.Output<ReaderGrant>; readonly domain: string; readonly appUnits: string; readonly stack: string };
 }
 
-/** Runs on the operator's machine: pgBackRest's JSON info of prod's repository, through the grant. */
+/** Runs on the operator's machine: prod's backup sets and its last verified one, through the grant. */
 const READ_PROD_BACKUPS = path.join(__dirname, "lib", "read-prod-backups.sh");
 
 /** What read-prod-backups.sh prints: pgBackRest's `--output=json info` and drill.sh's last-verified.json. */

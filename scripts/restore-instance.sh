@@ -156,8 +156,8 @@ stop_app_units() {
   ((${#app[@]} == 0)) || { log_info "stopping the app of this host's earlier copy: ${app[*]}"; systemctl stop "${app[@]}"; }
 }
 
+# (A reader copy's app units were stopped by main, on every run.)
 stop_services() {
-  [[ "${COOP_RESTORE_FROM}" != reader ]] || stop_app_units
   systemctl stop redis-server "${PG_UNIT}"
 }
 
